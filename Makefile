@@ -1,0 +1,44 @@
+# The project's few commands. Everything installs into .venv (uv, from PyPI).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test unit lint format typecheck schemas demo dev-up dev-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the project and its dev tools
+
+test: $(STAMP) ## every test tier on a real Kafka broker and PostgreSQL (started if needed)
+	$(BIN)/pytest
+
+unit: $(STAMP) ## the unit tests only (no services needed)
+	$(BIN)/pytest tests/unit
+
+lint: $(STAMP) ## ruff (lint and format check), mypy --strict, schemas/ up to date
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/programmes schemas --check
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+schemas: $(STAMP) ## regenerate schemas/ from the event models
+	$(BIN)/programmes schemas
+
+dev-up: $(STAMP) ## start the local Kafka broker and PostgreSQL, and migrate its database
+	$(BIN)/programmes dev up
+	eval "$$($(BIN)/programmes dev up --env 2>/dev/null)" && $(BIN)/programmes migrate
+
+dev-down: $(STAMP)
+	$(BIN)/programmes dev down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

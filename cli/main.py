@@ -1,0 +1,81 @@
+"""`programmes`: the operator's command line (CONTRACT.md, section 4).
+
+Every command reads its connections from the environment, takes `--json` where
+it prints data, and fails with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from cli import dev
+from cli.errors import CommandError
+from shared.db.migrate import MigrationError, migrate
+from shared.settings import get_settings
+
+app = typer.Typer(
+    name="programmes",
+    help="Programmes & Certifications: operate the fleet and its local stack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(dev.app, name="dev")
+
+
+@app.command("migrate")
+def migrate_command(
+    status: bool = typer.Option(False, "--status", help="Only show which migrations are applied."),
+) -> None:
+    """Apply database migrations (as MIGRATIONS_DATABASE_URL, the schema owner)."""
+    settings = get_settings()
+    url = settings.migrations_database_url
+    if not url:
+        raise CommandError("MIGRATIONS_DATABASE_URL is not set (the schema owner's connection)")
+    try:
+        output = migrate(url, "status" if status else "up")
+    except MigrationError as error:
+        raise CommandError(f"migration failed: {error}") from error
+    typer.echo(output)
+
+
+@app.command("schemas")
+def schemas_command(
+    check: bool = typer.Option(False, "--check", help="Fail if schemas/ is out of date."),
+) -> None:
+    """Regenerate schemas/ (JSON Schema per event, AsyncAPI) from the event models."""
+    from shared.events.schema_export import SCHEMA_DIR, documents, write_documents
+
+    if check:
+        stale = [
+            name
+            for name, text in documents().items()
+            if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text
+        ]
+        if stale:
+            raise CommandError(f"schemas/ is out of date: {', '.join(stale)}")
+        typer.echo("schemas/ is up to date")
+        return
+    for path in write_documents():
+        typer.echo(f"wrote {path.relative_to(SCHEMA_DIR.parent)}")
+
+
+def main() -> None:
+    """Console entry point: run the app, turning known failures into one line."""
+    try:
+        app()
+    except CommandError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        # One line for the operator; the traceback on demand.
+        if os.environ.get("PROGRAMMES_DEBUG"):
+            raise
+        message = str(error).splitlines()[0] if str(error) else ""
+        typer.echo(f"error: {type(error).__name__}: {message}", err=True)
+        sys.exit(1)

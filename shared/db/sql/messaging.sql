@@ -1,0 +1,20 @@
+-- Inbox and outbox, shared by every consumer. Run inside a tenant unit of work.
+
+-- name: tenant_known()$
+-- True when the tenant of the current transaction exists (RLS shows only it).
+SELECT EXISTS (SELECT FROM tenants WHERE id = app_current_tenant());
+
+-- name: claim_event(consumer, event_id, event_type)$
+-- Record an event as processed by a consumer; NULL when it already was.
+INSERT INTO inbox (tenant_id, consumer, event_id, event_type)
+VALUES (app_current_tenant(), :consumer, :event_id, :event_type)
+ON CONFLICT DO NOTHING
+RETURNING true;
+
+-- name: enqueue_event(topic, message_key, event_id, event)$
+-- Write an event to the outbox (a replayed decision re-derives the same id:
+-- then nothing is written and NULL is returned).
+INSERT INTO outbox (tenant_id, topic, message_key, event_id, event)
+VALUES (app_current_tenant(), :topic, :message_key, :event_id, :event)
+ON CONFLICT (tenant_id, event_id) DO NOTHING
+RETURNING id;

@@ -1,0 +1,94 @@
+"""Units of work: one transaction each, rolled back unless committed.
+
+The tenant unit of work is the only way the services touch tenant data:
+acquire a connection, open a transaction, set `app.tenant_id` for that
+transaction only (`set_config(..., true)`). Row-level security does the rest:
+the transaction sees and writes only that tenant's rows, and the setting cannot
+leak into the next transaction that borrows the same connection.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction
+
+SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+
+
+class UnitOfWork:
+    """A transaction on a pooled connection, rolled back unless `commit()` is called.
+
+    With no tenant set, row-level security hides every tenant row: only the
+    cross-tenant SECURITY DEFINER functions (outbox relay, assignment dispatch,
+    renewer scans) answer. Use `TenantUnitOfWork` for tenant data.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._conn: PoolConnectionProxy | None = None
+        self._tx: Transaction | None = None
+        self._committed = False
+
+    @property
+    def connection(self) -> PoolConnectionProxy:
+        """The connection of the open transaction."""
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    async def _begin(self, conn: PoolConnectionProxy) -> None:
+        """Hook run inside the new transaction, before the caller gets it."""
+
+    async def __aenter__(self) -> Self:
+        conn = await self._pool.acquire()
+        try:
+            tx = conn.transaction()
+            await tx.start()
+            await self._begin(conn)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        self._conn, self._tx, self._committed = conn, tx, False
+        return self
+
+    async def commit(self) -> None:
+        """Commit the transaction."""
+        if self._tx is None:
+            raise RuntimeError("the unit of work is not open")
+        await self._tx.commit()
+        self._committed = True
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, tx = self._conn, self._tx
+        self._conn = self._tx = None
+        if conn is None or tx is None:
+            return
+        try:
+            if not self._committed:
+                await tx.rollback()
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            # A broken connection has rolled back by itself; the pool discards it.
+            pass
+        finally:
+            await self._pool.release(conn)
+
+
+class TenantUnitOfWork(UnitOfWork):
+    """One transaction under one tenant, rolled back unless committed."""
+
+    def __init__(self, pool: asyncpg.Pool, tenant_id: UUID) -> None:
+        super().__init__(pool)
+        self.tenant_id = tenant_id
+
+    async def _begin(self, conn: PoolConnectionProxy) -> None:
+        await conn.execute(SET_TENANT, str(self.tenant_id))

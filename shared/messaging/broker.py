@@ -1,0 +1,124 @@
+"""The faststream broker factory and the batch subscriber every service uses.
+
+faststream runs the consumer group, the fetch loop and the offset commits; the
+pipeline in `consumer.py` owns decoding, so a malformed record can never stop
+the framework before it reaches the dead-letter path. Offsets are committed only
+after a whole batch is settled (AckPolicy.NACK_ON_ERROR: an escaping error, such
+as cancellation at shutdown, rewinds to the batch's first record instead).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+
+from shared.events import envelope_for
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.dead_letters import Delivery
+from shared.settings import Settings
+
+
+def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
+    """One broker per process; bodies are handed over undecoded (apply_types=False)."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        apply_types=False,
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
+        graceful_timeout=20.0,
+    )
+
+
+async def _tolerant_parser(records: tuple[ConsumerRecord[Any, Any], ...], original: Any) -> Any:
+    # faststream decodes header values as strict UTF-8 and would fail on a
+    # poison record before any handler runs: give it lossy copies, keep the
+    # originals (they go to the dead-letter topic untouched).
+    safe = tuple(
+        dataclasses.replace(
+            record,
+            headers=tuple(
+                (name, value.decode("utf-8", "replace").encode()) for name, value in record.headers
+            ),
+        )
+        for record in records
+    )
+    message = await original(safe)
+    message.raw_message = records
+    return message
+
+
+async def _deliveries(message: Any, original: Any) -> list[Delivery]:
+    return [
+        Delivery(
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value,
+            headers=tuple(r.headers),
+        )
+        for r in message.raw_message
+    ]
+
+
+BatchProcessor = Callable[[Sequence[Delivery]], Awaitable[None]]
+
+
+def subscribe(
+    broker: KafkaBroker,
+    *,
+    event_type: str,
+    topic: str,
+    group_id: str,
+    process_batch: BatchProcessor,
+    description: str,
+    max_records: int = 500,
+) -> None:
+    """Feed batches of `topic` to `process_batch` as member of `group_id`."""
+    payload = list[envelope_for(event_type)]  # type: ignore[misc, valid-type]
+
+    async def on_batch(body: list[Delivery]) -> None:
+        await process_batch(body)
+
+    # The annotation only documents the payload in the AsyncAPI schema.
+    on_batch.__annotations__["body"] = payload
+    broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=100,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        parser=_tolerant_parser,
+        decoder=_deliveries,
+        title=f"{topic}:{group_id}",
+        description=description,
+    )(on_batch)
+
+
+def subscribe_consumer(
+    broker: KafkaBroker,
+    consumer: EventConsumer,
+    *,
+    topic: str,
+    group_id: str,
+    max_records: int = 500,
+) -> None:
+    """Feed batches of `topic` to the consumer pipeline `consumer`."""
+    subscribe(
+        broker,
+        event_type=consumer.event_type,
+        topic=topic,
+        group_id=group_id,
+        process_batch=consumer.process_batch,
+        description=f"{consumer.name} applies {consumer.event_type} events.",
+        max_records=max_records,
+    )

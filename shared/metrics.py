@@ -1,0 +1,23 @@
+"""Prometheus metrics shared by every service (served on /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+MESSAGES = Counter(
+    "programmes_messages_total",
+    "Messages consumed, by topic and outcome (applied, ignored, duplicate, dead_lettered).",
+    ["topic", "outcome"],
+)
+HANDLING_SECONDS = Histogram(
+    "programmes_message_handling_seconds",
+    "Time to handle one message, decode to commit.",
+    ["topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+BATCH_SIZE = Histogram(
+    "programmes_batch_size",
+    "Messages per consumed batch.",
+    ["topic"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)

@@ -1,0 +1,64 @@
+"""Configuration of every service and command, read from the environment.
+
+The names of the contract (`DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`,
+`ASSIGNMENT_SERVICE_URL`, `PUBLIC_BASE_URL`) are used as they are; everything
+else is prefixed `PROGRAMMES_`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Connections and tuning knobs; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    database_url: str = Field(
+        "postgresql://programmes_app@127.0.0.1:15432/programmes",
+        validation_alias=_env("DATABASE_URL"),
+        description="PostgreSQL as the services' role (no table owner, no BYPASSRLS).",
+    )
+    migrations_database_url: str | None = Field(
+        None,
+        validation_alias=_env("MIGRATIONS_DATABASE_URL"),
+        description="PostgreSQL as the schema owner, for `programmes migrate`.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:19092", validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    assignment_service_url: str = Field(
+        "http://127.0.0.1:8090", validation_alias=_env("ASSIGNMENT_SERVICE_URL")
+    )
+    public_base_url: str = Field("http://127.0.0.1:8080", validation_alias=_env("PUBLIC_BASE_URL"))
+    topic_prefix: str = Field(
+        "",
+        validation_alias=_env("PROGRAMMES_TOPIC_PREFIX"),
+        description="Prepended to every topic name (isolates tests and environments).",
+    )
+    db_pool_min_size: int = Field(1, validation_alias=_env("PROGRAMMES_DB_POOL_MIN"))
+    db_pool_max_size: int = Field(10, validation_alias=_env("PROGRAMMES_DB_POOL_MAX"))
+    log_level: str = Field("INFO", validation_alias=_env("PROGRAMMES_LOG_LEVEL"))
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", validation_alias=_env("PROGRAMMES_LOG_FORMAT")
+    )
+    max_event_bytes: int = Field(
+        256 * 1024,
+        validation_alias=_env("PROGRAMMES_MAX_EVENT_BYTES"),
+        description="Larger message values are dead-lettered unread.",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,138 @@
+"""Rules of the ledger and definitions that the database enforces by itself."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from shared.db.uow import SET_TENANT, TenantUnitOfWork
+from tests.support.seed import seed_enrolment, seed_every_table, seed_programme
+
+
+async def test_progress_history_and_score_versions_are_append_only(pool: asyncpg.Pool) -> None:
+    tenant = uuid.uuid4()
+    await seed_every_table(pool, tenant)
+    for statement in (
+        "UPDATE progress_history SET reason = 'rewritten'",
+        "DELETE FROM progress_history",
+        "UPDATE submission_scores SET score = 0",
+        "DELETE FROM submission_scores",
+    ):
+        async with TenantUnitOfWork(pool, tenant) as uow:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await uow.connection.execute(statement)
+
+
+async def test_met_evidence_cannot_be_overwritten_without_a_history_entry(
+    pool: asyncpg.Pool,
+) -> None:
+    tenant = uuid.uuid4()
+    await seed_every_table(pool, tenant)  # leaves one progress row 'met' at decision 1
+    async with TenantUnitOfWork(pool, tenant) as uow:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="history"):
+            await uow.connection.execute(
+                "UPDATE progress SET submission_id = $1 WHERE status = 'met'", uuid.uuid4()
+            )
+    async with TenantUnitOfWork(pool, tenant) as uow:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="history"):
+            await uow.connection.execute(
+                "UPDATE progress SET status = 'pending', submission_id = NULL,"
+                " score_version = NULL, score = NULL, decision_seq = 2 WHERE status = 'met'"
+            )
+
+
+async def test_evidence_changes_with_a_matching_history_entry(pool: asyncpg.Pool) -> None:
+    tenant = uuid.uuid4()
+    await seed_every_table(pool, tenant)
+    async with TenantUnitOfWork(pool, tenant) as uow:
+        conn = uow.connection
+        row = await conn.fetchrow("SELECT * FROM progress WHERE status = 'met'")
+        assert row is not None
+        await conn.execute(
+            "INSERT INTO progress_history (tenant_id, enrolment_id, requirement_id, seq, status,"
+            " previous_status, reason, attempt_count, event_id, event_type, decided_at)"
+            " VALUES ($1, $2, $3, 2, 'pending', 'met', 'remediation_lowered', 1, $4,"
+            " 'score.remediated', now())",
+            tenant,
+            row["enrolment_id"],
+            row["requirement_id"],
+            uuid.uuid4(),
+        )
+        await conn.execute(
+            "UPDATE progress SET status = 'pending', submission_id = NULL, score_version = NULL,"
+            " score = NULL, completed_at = NULL, decision_seq = 2"
+            " WHERE enrolment_id = $1 AND requirement_id = $2",
+            row["enrolment_id"],
+            row["requirement_id"],
+        )
+        await uow.commit()
+
+
+async def test_a_programme_with_enrolments_can_be_archived_not_deleted(
+    pool: asyncpg.Pool,
+) -> None:
+    seeded = await seed_programme(pool)
+    await seed_enrolment(pool, seeded)
+    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+        with pytest.raises(asyncpg.RestrictViolationError, match="archive it instead"):
+            await uow.connection.execute("DELETE FROM programmes")
+    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+        await uow.connection.execute(
+            "UPDATE programmes SET status = 'archived', archived_at = now()"
+        )
+        await uow.commit()
+
+
+async def test_a_programme_without_enrolments_can_be_deleted(pool: asyncpg.Pool) -> None:
+    seeded = await seed_programme(pool)
+    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+        assert await uow.connection.execute("DELETE FROM programmes") == "DELETE 1"
+        await uow.commit()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE programme_versions SET name = 'changed'",
+        "UPDATE programme_requirements SET min_score = 1",
+        "UPDATE programme_elective_groups SET min_met = 9",
+        "UPDATE requirement_prerequisites SET version = version",
+    ],
+)
+async def test_published_definitions_are_immutable_for_services_and_owner(
+    pool: asyncpg.Pool, owner_connection: asyncpg.Connection, statement: str
+) -> None:
+    tenant = uuid.uuid4()
+    await seed_every_table(pool, tenant)
+    async with TenantUnitOfWork(pool, tenant) as uow:  # no UPDATE privilege at all
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await uow.connection.execute(statement)
+    async with owner_connection.transaction():  # the owner may, but the trigger refuses
+        await owner_connection.execute(SET_TENANT, str(tenant))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await owner_connection.execute(statement)
+
+
+async def test_one_renewal_per_enrolment(pool: asyncpg.Pool) -> None:
+    seeded = await seed_programme(pool)
+    original = await seed_enrolment(pool, seeded)
+    insert = (
+        "INSERT INTO enrolments (tenant_id, id, user_id, programme_id, programme_version,"
+        " snapshot, enrolled_at, created_by_event_id, renewal_of_enrolment_id)"
+        " VALUES ($1, $2, $3, $4, 1, '{}', now(), $5, $6)"
+    )
+    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+        args = (seeded.tenant_id, uuid.uuid4(), uuid.uuid4(), seeded.programme_id, uuid.uuid4())
+        await uow.connection.execute(insert, *args, original)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await uow.connection.execute(
+                insert,
+                seeded.tenant_id,
+                uuid.uuid4(),
+                uuid.uuid4(),
+                seeded.programme_id,
+                uuid.uuid4(),
+                original,
+            )

@@ -1,0 +1,77 @@
+"""Small helpers to drive the real broker from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
+    """Create topics up front, so consumers see every partition from the start."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: Sequence[bytes],
+    *,
+    key: bytes | None = None,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
+    """Publish raw values (in order, under one key when given) and wait for the acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str, topic: str, count: int, within: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read `count` records of `topic` from the beginning (fails on timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + within
+    try:
+        while len(records) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: got {len(records)} of {count} records")
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 30.0, interval: float = 0.1
+) -> None:
+    """Wait until `check()` is true (fails after `within` seconds)."""
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - polling a database, no event to wait on
+            await asyncio.sleep(interval)
