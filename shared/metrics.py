@@ -21,3 +21,13 @@ BATCH_SIZE = Histogram(
     ["topic"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+OUTBOX_PUBLISHED = Counter(
+    "programmes_outbox_published_total",
+    "Events published from the transactional outbox, by topic.",
+    ["topic"],
+)
+ASSIGNMENT_REQUESTS = Counter(
+    "programmes_assignment_requests_total",
+    "Assignment requests sent to the delivery engine, by outcome (created, failed).",
+    ["outcome"],
+)

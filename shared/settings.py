@@ -51,6 +51,23 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=_env("PROGRAMMES_LOG_FORMAT")
     )
+    http_host: str = Field("127.0.0.1", validation_alias=_env("PROGRAMMES_HTTP_HOST"))
+    http_port: int | None = Field(
+        None,
+        validation_alias=_env("PROGRAMMES_HTTP_PORT"),
+        description="Port of /healthz, /readyz, /metrics (and the verification page); "
+        "default per service.",
+    )
+    relay_interval: float = Field(
+        0.2,
+        validation_alias=_env("PROGRAMMES_RELAY_INTERVAL"),
+        description="Seconds between outbox polls when nothing woke the relay.",
+    )
+    dispatch_interval: float = Field(
+        0.5,
+        validation_alias=_env("PROGRAMMES_DISPATCH_INTERVAL"),
+        description="Seconds between polls for due assignment requests.",
+    )
     max_event_bytes: int = Field(
         256 * 1024,
         validation_alias=_env("PROGRAMMES_MAX_EVENT_BYTES"),

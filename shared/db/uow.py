@@ -9,6 +9,7 @@ leak into the next transaction that borrows the same connection.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -33,6 +34,12 @@ class UnitOfWork:
         self._conn: PoolConnectionProxy | None = None
         self._tx: Transaction | None = None
         self._committed = False
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never on rollback):
+        e.g. wake a loop that should see the rows just written."""
+        self._after_commit.append(callback)
 
     @property
     def connection(self) -> PoolConnectionProxy:
@@ -54,6 +61,7 @@ class UnitOfWork:
             await self._pool.release(conn)
             raise
         self._conn, self._tx, self._committed = conn, tx, False
+        self._after_commit = []
         return self
 
     async def commit(self) -> None:
@@ -62,6 +70,9 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not open")
         await self._tx.commit()
         self._committed = True
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     async def __aexit__(
         self,

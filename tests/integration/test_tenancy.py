@@ -31,6 +31,7 @@ TENANT_TABLES = {
     "certificates",
     "inbox",
     "outbox",
+    "enrolment_history",
 }
 
 

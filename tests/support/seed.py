@@ -191,4 +191,13 @@ async def seed_every_table(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> None:
             tenant_id,
             uuid.uuid4(),
         )
+        await conn.execute(
+            "INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status,"
+            " previous_status, reason, event_id, event_type, decided_at)"
+            " VALUES ($1, $2, 1, 'completed', 'in_progress', 'complete', $3,"
+            " 'submission.created', now())",
+            tenant_id,
+            enrolment_id,
+            event_id,
+        )
         await uow.commit()

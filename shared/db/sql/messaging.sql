@@ -18,3 +18,13 @@ INSERT INTO outbox (tenant_id, topic, message_key, event_id, event)
 VALUES (app_current_tenant(), :topic, :message_key, :event_id, :event)
 ON CONFLICT (tenant_id, event_id) DO NOTHING
 RETURNING id;
+
+-- name: outbox_claim(limit)
+-- Unpublished rows of every tenant, locked until the relay's transaction ends.
+SELECT * FROM outbox_claim(:limit);
+
+-- name: outbox_mark_published(ids)$
+SELECT outbox_mark_published(:ids::bigint[]);
+
+-- name: outbox_backlog()$
+SELECT outbox_backlog();

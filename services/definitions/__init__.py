@@ -1,0 +1,1 @@
+"""Programme definitions (roadmap phase 1): validate, publish immutable versions."""

@@ -1,0 +1,331 @@
+"""The orchestrator's storage: typed methods over the named queries of ledger.sql.
+
+Bound to one open tenant unit of work; it never commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from services.orchestrator.domain.model import Attempt, ProgrammeSnapshot, RequirementState
+from shared.db.pool import Connection
+from shared.db.queries import fetch_all, load_queries
+
+_sql = load_queries(Path(__file__).with_name("sql") / "ledger.sql")
+
+
+@dataclass(frozen=True)
+class PinnedVersion:
+    """A programme's status and the version an enrolment at a given instant pins."""
+
+    programme_status: str
+    version: int | None
+    definition: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """An enrolment, locked for the rest of the transaction."""
+
+    id: UUID
+    user_id: UUID
+    org_unit_id: UUID | None
+    programme_id: UUID
+    programme_version: int
+    status: str
+    snapshot: ProgrammeSnapshot
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    """A stored ledger row: its state and the sequence of its last decision."""
+
+    requirement_id: UUID
+    state: RequirementState
+    decision_seq: int
+
+
+@dataclass(frozen=True)
+class Link:
+    """Which enrolment and requirement an assignment was requested for."""
+
+    enrolment_id: UUID
+    requirement_id: UUID
+    user_id: UUID
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The event a decision is recorded against."""
+
+    event_id: UUID
+    event_type: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class AssignmentRequest:
+    """A recorded, not yet created, assignment request."""
+
+    idempotency_key: str
+    evaluation_id: UUID
+    org_unit_id: UUID | None
+    attempts: int
+
+
+class Ledger:
+    """Reads and writes of the progress ledger inside one tenant transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def lock(self, kind: str, key: UUID) -> None:
+        """Serialise with every other transaction working on the same (kind, key)."""
+        await _sql.lock_key(self._conn, key=f"{kind}:{key}")
+
+    async def belongs_to_another_tenant(self, kind: str, key: UUID) -> bool:
+        """Whether `key` names a row of another tenant (checked after a miss here)."""
+        return bool(await _sql.foreign_reference(self._conn, kind=kind, id=key))
+
+    async def pinned_version(self, programme_id: UUID, at: datetime) -> PinnedVersion | None:
+        """The programme (None if not in this tenant) and its version in force at `at`."""
+        row = await _sql.pinned_version(self._conn, programme_id=programme_id, enrolled_at=at)
+        if row is None:
+            return None
+        return PinnedVersion(row["status"], row["version"], row["definition"])
+
+    async def enrolment_exists(self, enrolment_id: UUID) -> bool:
+        """Whether this tenant has the enrolment."""
+        return bool(await _sql.enrolment_exists(self._conn, enrolment_id=enrolment_id))
+
+    async def insert_enrolment(self, **columns: Any) -> bool:
+        """Create an enrolment; False if it already existed."""
+        return bool(await _sql.insert_enrolment(self._conn, **columns))
+
+    async def insert_progress(self, enrolment_id: UUID, snapshot: ProgrammeSnapshot) -> None:
+        """One pending ledger row per requirement of the snapshot."""
+        await _sql.insert_progress(
+            self._conn,
+            enrolment_id=enrolment_id,
+            programme_id=snapshot.programme_id,
+            programme_version=snapshot.version,
+            requirement_ids=[r.id for r in snapshot.requirements],
+        )
+
+    async def request_assignments(
+        self,
+        enrolment_id: UUID,
+        user_id: UUID,
+        org_unit_id: UUID | None,
+        requests: list[tuple[UUID, UUID, str]],
+    ) -> int:
+        """Record (requirement, evaluation, idempotency key) requests; returns how many are new."""
+        if not requests:
+            return 0
+        requirement_ids, evaluation_ids, keys = (
+            list(column) for column in zip(*requests, strict=True)
+        )
+        return int(
+            await _sql.request_assignments(
+                self._conn,
+                enrolment_id=enrolment_id,
+                user_id=user_id,
+                org_unit_id=org_unit_id,
+                requirement_ids=requirement_ids,
+                evaluation_ids=evaluation_ids,
+                keys=keys,
+            )
+        )
+
+    async def record_submission(self, **columns: Any) -> bool:
+        """Store a submission's facts; False if it was already known."""
+        return bool(await _sql.record_submission(self._conn, **columns))
+
+    async def record_score(self, **columns: Any) -> bool:
+        """Append a score version; True when it is new and now the highest."""
+        return bool(await _sql.record_score(self._conn, **columns))
+
+    async def submission_assignment(self, submission_id: UUID) -> UUID | None:
+        """The assignment a known submission was made for."""
+        row = await _sql.submission(self._conn, id=submission_id)
+        return None if row is None else UUID(str(row["assignment_id"]))
+
+    async def link(self, assignment_id: UUID) -> Link | None:
+        """The enrolment and requirement an assignment serves, if this system requested it."""
+        row = await _sql.assignment_by_id(self._conn, assignment_id=assignment_id)
+        if row is None:
+            return None
+        return Link(row["enrolment_id"], row["requirement_id"], row["user_id"])
+
+    async def lock_enrolment(self, enrolment_id: UUID) -> Enrolment | None:
+        """Load an enrolment and hold its row lock until the transaction ends."""
+        row = await _sql.lock_enrolment(self._conn, id=enrolment_id)
+        if row is None:
+            return None
+        return Enrolment(
+            id=row["id"],
+            user_id=row["user_id"],
+            org_unit_id=row["org_unit_id"],
+            programme_id=row["programme_id"],
+            programme_version=row["programme_version"],
+            status=row["status"],
+            snapshot=ProgrammeSnapshot.from_json(row["snapshot"]),
+            completed_at=row["completed_at"],
+        )
+
+    async def attempts(self, assignment_id: UUID) -> list[Attempt]:
+        """Every submission for the assignment at its highest known score version."""
+        rows = await fetch_all(_sql.attempts(self._conn, assignment_id=assignment_id))
+        return [
+            Attempt(
+                submission_id=r["submission_id"],
+                score_version=r["score_version"],
+                score=r["score"],
+                passed=r["passed"],
+                submitted_at=r["submitted_at"],
+                effective_at=r["effective_at"],
+            )
+            for r in rows
+        ]
+
+    async def progress(self, enrolment_id: UUID) -> dict[UUID, ProgressRow]:
+        """The enrolment's ledger rows by requirement."""
+        rows = await fetch_all(_sql.progress(self._conn, enrolment_id=enrolment_id))
+        return {
+            r["requirement_id"]: ProgressRow(
+                requirement_id=r["requirement_id"],
+                state=RequirementState(
+                    status=r["status"],
+                    attempt_count=r["attempt_count"],
+                    submission_id=r["submission_id"],
+                    score_version=r["score_version"],
+                    score=_decimal(r["score"]),
+                    passed=r["passed"],
+                    met_at=r["met_at"],
+                ),
+                decision_seq=r["decision_seq"],
+            )
+            for r in rows
+        }
+
+    async def record_decision(
+        self,
+        enrolment_id: UUID,
+        before: ProgressRow,
+        after: RequirementState,
+        reason: str,
+        cause: Cause,
+    ) -> None:
+        """Append the decision to the history, then make it the row's state."""
+        seq = before.decision_seq + 1
+        evidence = {
+            "submission_id": after.submission_id,
+            "score_version": after.score_version,
+            "score": after.score,
+            "passed": after.passed,
+            "attempt_count": after.attempt_count,
+        }
+        await _sql.append_progress_history(
+            self._conn,
+            enrolment_id=enrolment_id,
+            requirement_id=before.requirement_id,
+            seq=seq,
+            status=after.status,
+            previous_status=before.state.status,
+            reason=reason,
+            event_id=cause.event_id,
+            event_type=cause.event_type,
+            decided_at=cause.time,
+            **evidence,
+        )
+        await _sql.update_progress(
+            self._conn,
+            enrolment_id=enrolment_id,
+            requirement_id=before.requirement_id,
+            seq=seq,
+            status=after.status,
+            met_at=after.met_at,
+            **evidence,
+        )
+
+    async def set_enrolment_status(
+        self,
+        enrolment: Enrolment,
+        status: str,
+        completed_at: datetime | None,
+        reason: str,
+        cause: Cause,
+        requirement_id: UUID | None = None,
+    ) -> None:
+        """Change the enrolment's status, with its history entry."""
+        await _sql.set_enrolment_status(
+            self._conn, id=enrolment.id, status=status, completed_at=completed_at
+        )
+        await _sql.append_enrolment_history(
+            self._conn,
+            enrolment_id=enrolment.id,
+            status=status,
+            previous_status=enrolment.status,
+            reason=reason,
+            requirement_id=requirement_id,
+            event_id=cause.event_id,
+            event_type=cause.event_type,
+            decided_at=cause.time,
+        )
+
+    async def assignment_request(self, link: Link) -> AssignmentRequest | None:
+        """The request still waiting to be created, if any."""
+        row = await _sql.assignment_request(
+            self._conn,
+            enrolment_id=link.enrolment_id,
+            requirement_id=link.requirement_id,
+            user_id=link.user_id,
+        )
+        if row is None:
+            return None
+        return AssignmentRequest(
+            row["idempotency_key"], row["evaluation_id"], row["org_unit_id"], row["attempts"]
+        )
+
+    async def link_assignment(self, link: Link, assignment_id: UUID) -> bool:
+        """Record the delivery engine's assignment id; False if already recorded."""
+        return bool(
+            await _sql.link_assignment(
+                self._conn,
+                enrolment_id=link.enrolment_id,
+                requirement_id=link.requirement_id,
+                user_id=link.user_id,
+                assignment_id=assignment_id,
+            )
+        )
+
+    async def defer_assignment(self, link: Link, error: str, delay_seconds: float) -> None:
+        """Count a failed attempt and schedule the next one."""
+        await _sql.defer_assignment(
+            self._conn,
+            enrolment_id=link.enrolment_id,
+            requirement_id=link.requirement_id,
+            user_id=link.user_id,
+            error=error[:500],
+            delay_seconds=delay_seconds,
+        )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+async def due_assignment_requests(
+    conn: Connection, now: datetime, limit: int
+) -> list[tuple[UUID, Link]]:
+    """(tenant, link) of requests of every tenant due for (re)sending at `now`."""
+    rows = await fetch_all(_sql.assignments_due(conn, now=now, limit=limit))
+    return [
+        (r["tenant_id"], Link(r["enrolment_id"], r["requirement_id"], r["user_id"])) for r in rows
+    ]

@@ -1,0 +1,69 @@
+"""The orchestrator process: three subscribers, the assignment dispatcher, the
+outbox relay (`programmes run orchestrator`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.orchestrator.adapters.delivery import DeliveryEngine, HttpDeliveryEngine
+from services.orchestrator.dispatcher import AssignmentDispatcher
+from services.orchestrator.handlers import Orchestrator
+from shared.fleet import ORCHESTRATOR
+from shared.messaging.broker import subscribe_consumer
+from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.topics import topic_for
+from shared.runtime import Loop, Runtime, open_runtime, serve
+from shared.settings import Settings
+
+DEFAULT_HTTP_PORT = 8081
+
+
+def wire(runtime: Runtime, engine: DeliveryEngine) -> list[Loop]:
+    """Subscribe the handlers to their topics; returns the background loops to run."""
+    settings = runtime.settings
+    dispatcher: AssignmentDispatcher
+    orchestrator = Orchestrator(
+        topic_prefix=settings.topic_prefix,
+        on_assignments_requested=lambda: dispatcher.wake(),
+        on_events_enqueued=runtime.relay.wake,
+    )
+    dispatcher = AssignmentDispatcher(
+        runtime.pool, engine, orchestrator, interval=settings.dispatch_interval
+    )
+    handlers: dict[str, Handler] = {
+        "enrolment.created": orchestrator.on_enrolment_created,
+        "submission.created": orchestrator.on_submission_created,
+        "score.remediated": orchestrator.on_score_remediated,
+    }
+    assert set(handlers) == set(ORCHESTRATOR.consumes)
+    for event_type, handler in handlers.items():
+        consumer = EventConsumer(
+            name=ORCHESTRATOR.name,
+            event_type=event_type,
+            pool=runtime.pool,
+            dead_letters=runtime.dead_letters,
+            handler=handler,
+            max_event_bytes=settings.max_event_bytes,
+        )
+        subscribe_consumer(
+            runtime.broker,
+            consumer,
+            topic=topic_for(event_type, settings.topic_prefix),
+            group_id=runtime.group_id,
+        )
+    return [dispatcher.run]
+
+
+async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run the orchestrator until stopped (SIGTERM, or `stop`)."""
+    engine = HttpDeliveryEngine(settings.assignment_service_url)
+    try:
+        async with open_runtime(ORCHESTRATOR.name, settings) as runtime:
+            loops = wire(runtime, engine)
+            await serve(runtime, loops, port=_port(settings), stop=stop)
+    finally:
+        await engine.close()
+
+
+def _port(settings: Settings) -> int:
+    return DEFAULT_HTTP_PORT if settings.http_port is None else settings.http_port

@@ -1,0 +1,99 @@
+"""The transactional outbox: events are written with the change they report and
+published by a relay, so an event exists on Kafka if and only if its change was
+committed (at least once; consumers de-duplicate on the event id)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+import structlog
+
+from shared.db.pool import Connection
+from shared.db.queries import fetch_all, messaging
+from shared.db.uow import UnitOfWork
+from shared.events import CloudEvent
+from shared.events.envelope import CONTENT_TYPE
+from shared.messaging.producer import KafkaSink
+from shared.messaging.topics import topic_for
+from shared.metrics import OUTBOX_PUBLISHED
+from shared.retry import retry_transient
+
+log = structlog.get_logger("programmes.outbox")
+
+
+async def enqueue(conn: Connection, event: CloudEvent[Any], *, topic_prefix: str, key: str) -> bool:
+    """Write `event` to the outbox in the caller's transaction; False if that event id
+    was already written (a replayed decision re-derives the same id)."""
+    written = await messaging.enqueue_event(
+        conn,
+        topic=topic_for(event.type, topic_prefix),
+        message_key=key,
+        event_id=event.id,
+        event=event.to_json_dict(),
+    )
+    return written is not None
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows of every tenant, oldest first.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED (several relays share the work)
+    and selected by `published_at IS NULL`, not by a high-water mark, so a row
+    whose transaction commits after later ones is still published.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, sink: KafkaSink, batch_size: int = 500, interval: float = 0.2
+    ) -> None:
+        self._pool = pool
+        self._sink = sink
+        self._batch_size = batch_size
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll."""
+        self._wake.set()
+
+    async def publish_batch(self) -> int:
+        """Publish one batch; returns how many rows it published."""
+        async with UnitOfWork(self._pool) as uow:
+            rows = await fetch_all(messaging.outbox_claim(uow.connection, limit=self._batch_size))
+            if not rows:
+                return 0
+            await self._sink.send_many(
+                [
+                    (
+                        row["topic"],
+                        json.dumps(row["event"], separators=(",", ":")).encode(),
+                        None if row["message_key"] is None else row["message_key"].encode(),
+                        [("content-type", CONTENT_TYPE.encode())],
+                    )
+                    for row in rows
+                ]
+            )
+            await messaging.outbox_mark_published(uow.connection, ids=[r["id"] for r in rows])
+            await uow.commit()
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+        return len(rows)
+
+    async def drain(self) -> int:
+        """Publish until nothing is pending; returns how many rows were published."""
+        total = 0
+        while published := await retry_transient(self.publish_batch):
+            total += published
+        return total
+
+    async def run(self) -> None:
+        """Relay forever (until cancelled)."""
+        while True:
+            self._wake.clear()
+            await self.drain()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            except TimeoutError:
+                pass

@@ -1,0 +1,146 @@
+"""How every service of the fleet starts, serves and stops.
+
+Start: open the pool, refuse to run if the database role could escape tenant
+isolation, connect the producer, register subscribers. Serve: consume, run the
+background loops (outbox relay, ...), answer /healthz, /readyz, /metrics.
+Stop on SIGTERM: report not-ready, stop consuming (in-flight batches finish and
+commit their offsets, or are abandoned uncommitted), stop the loops, flush the
+outbox once more, close everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream.kafka import KafkaBroker
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from shared.db.catalogue import assert_secure
+from shared.db.pool import create_pool
+from shared.http import HttpServer, ops_routes
+from shared.messaging.broker import create_broker
+from shared.messaging.dead_letters import DeadLetterPublisher
+from shared.messaging.producer import KafkaSink
+from shared.outbox import OutboxRelay
+from shared.retry import retry_transient
+from shared.settings import Settings
+
+log = structlog.get_logger("programmes.runtime")
+Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Runtime:
+    """The resources of one running service."""
+
+    name: str
+    settings: Settings
+    pool: asyncpg.Pool
+    sink: KafkaSink
+    broker: KafkaBroker
+    relay: OutboxRelay
+    group_id: str
+    dead_letters: DeadLetterPublisher
+    draining: bool = field(default=False)
+
+    async def readiness(self) -> dict[str, bool]:
+        """Database and broker reachable, and not shutting down."""
+        return {
+            "database": await _database_answers(self.pool),
+            "broker": bool(await self.broker.ping(timeout=1.0)),
+            "serving": not self.draining,
+        }
+
+
+async def _database_answers(pool: asyncpg.Pool) -> bool:
+    try:
+        async with asyncio.timeout(1.0), pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT true"))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(name: str, settings: Settings) -> AsyncIterator[Runtime]:
+    """Open (and finally close) the pool, producer and broker of service `name`."""
+    pool = await retry_transient(lambda: create_pool(settings), maximum=2.0)
+    try:
+        async with pool.acquire() as conn:
+            await assert_secure(conn)
+        sink = KafkaSink(settings.kafka_bootstrap_servers, client_id=f"programmes-{name}")
+        await retry_transient(sink.start, maximum=2.0)
+        try:
+            group_id = f"{settings.topic_prefix}programmes-{name}"
+            yield Runtime(
+                name=name,
+                settings=settings,
+                pool=pool,
+                sink=sink,
+                broker=create_broker(settings, client_id=f"programmes-{name}"),
+                relay=OutboxRelay(pool, sink, interval=settings.relay_interval),
+                group_id=group_id,
+                dead_letters=DeadLetterPublisher(sink, group_id),
+            )
+        finally:
+            await sink.stop()
+    finally:
+        await pool.close()
+
+
+async def serve(
+    runtime: Runtime,
+    loops: Sequence[Loop] = (),
+    *,
+    port: int,
+    routes: Sequence[BaseRoute] = (),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when no event is given)."""
+    stop = stop or _stop_on_signals()
+    app = Starlette(routes=[*ops_routes(runtime.readiness), *routes])
+    http = HttpServer(app, runtime.settings.http_host, port)
+    await http.start()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await runtime.broker.start()
+        tasks = [asyncio.create_task(loop()) for loop in (runtime.relay.run, *loops)]
+        log.info("service started", service=runtime.name, http_port=http.port)
+        await _until_stopped_or_crashed(stop, tasks)
+    finally:
+        runtime.draining = True
+        log.info("service draining", service=runtime.name)
+        await runtime.broker.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await runtime.relay.drain()
+        await http.stop()
+        log.info("service stopped", service=runtime.name)
+
+
+async def _until_stopped_or_crashed(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    for task in done:
+        if task is not waiter and not task.cancelled() and task.exception() is not None:
+            # A background loop died: stop the whole service and let it be restarted.
+            raise RuntimeError(f"background loop failed: {task.exception()!r}")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
