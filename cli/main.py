@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cli import dev
+from cli import dev, run
 from cli.errors import CommandError
 from shared.db.migrate import MigrationError, migrate
 from shared.settings import get_settings
@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(dev.app, name="dev")
+app.registered_commands.extend(run.app.registered_commands)
 
 
 @app.command("migrate")

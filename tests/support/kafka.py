@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -75,3 +75,41 @@ async def eventually(
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 - polling a database, no event to wait on
             await asyncio.sleep(interval)
+
+
+async def lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Messages of `topics` not yet committed by `group` (0: all processed)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in (consumer.partitions_for_topic(topic) or set())
+        ]
+        if not partitions:
+            await consumer.topics()  # refresh metadata once
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in (consumer.partitions_for_topic(topic) or set())
+            ]
+        ends = await consumer.end_offsets(partitions)
+        return sum(
+            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def drained(bootstrap: str, group: str, topics: Sequence[str], within: float = 30.0) -> None:
+    """Wait until `group` has committed every message of `topics`."""
+
+    async def no_lag() -> bool:
+        return await lag(bootstrap, group, topics) == 0
+
+    await eventually(no_lag, within=within, interval=0.2)

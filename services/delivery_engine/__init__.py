@@ -1,0 +1,1 @@
+"""The reference delivery engine: the platform's assignment endpoint, for local runs and tests."""
