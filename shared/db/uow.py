@@ -19,6 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
+SET_ACTOR_ROLE = "SELECT set_config('app.actor_role', $1, true)"
 
 
 class UnitOfWork:
@@ -95,11 +96,20 @@ class UnitOfWork:
 
 
 class TenantUnitOfWork(UnitOfWork):
-    """One transaction under one tenant, rolled back unless committed."""
+    """One transaction under one tenant, rolled back unless committed.
 
-    def __init__(self, pool: asyncpg.Pool, tenant_id: UUID) -> None:
+    `actor_role` (e.g. "admin", "author") is what database policies check before
+    programme definitions may change; services that only read them pass none.
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, tenant_id: UUID, actor_role: str | None = None
+    ) -> None:
         super().__init__(pool)
         self.tenant_id = tenant_id
+        self.actor_role = actor_role
 
     async def _begin(self, conn: PoolConnectionProxy) -> None:
         await conn.execute(SET_TENANT, str(self.tenant_id))
+        if self.actor_role is not None:
+            await conn.execute(SET_ACTOR_ROLE, self.actor_role)
