@@ -19,6 +19,7 @@ class Service(StrEnum):
     """The runnable services."""
 
     orchestrator = "orchestrator"
+    certifier = "certifier"
     delivery_engine = "delivery-engine"
 
 
@@ -40,6 +41,10 @@ def run(
         from services.orchestrator.service import run as run_orchestrator
 
         asyncio.run(run_orchestrator(settings))
+    elif service is Service.certifier:
+        from services.certifier.service import run as run_certifier
+
+        asyncio.run(run_certifier(settings))
     else:
         from services.delivery_engine.main import serve
 

@@ -271,7 +271,7 @@ class Orchestrator:
 
 
 def _cause(event: CloudEvent[Any]) -> Cause:
-    return Cause(event.id, event.type, event.time)
+    return Cause(event.id, event.type, event.time, event.traceparent)
 
 
 def _met_at(rows: dict[UUID, ProgressRow]) -> dict[UUID, datetime]:
@@ -332,6 +332,7 @@ def _completed(
         tenant_id=tenant_id,
         time=completed_at,
         org_unit_id=enrolment.org_unit_id,
+        traceparent=cause.traceparent,
         data=EnrolmentCompleted(
             enrolment_id=enrolment.id,
             user_id=enrolment.user_id,
@@ -361,6 +362,7 @@ def _reopened(
         tenant_id=tenant_id,
         time=cause.time,
         org_unit_id=enrolment.org_unit_id,
+        traceparent=cause.traceparent,
         data=EnrolmentReopened(
             enrolment_id=enrolment.id,
             requirement_id=requirement.id,

@@ -3,9 +3,7 @@ delivery engine over HTTP, and the orchestrator process's own wiring."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,73 +13,35 @@ import asyncpg
 import httpx
 import pytest
 
-from services.delivery_engine.app import create_app
 from services.orchestrator import service
 from shared.db.uow import TenantUnitOfWork
 from shared.events import CloudEvent, decode_event
 from shared.fleet import ORCHESTRATOR
-from shared.http import HttpServer
 from shared.messaging import dead_letters as dl
 from shared.messaging.topics import dead_letter_topic, topic_for
 from shared.settings import Settings
 from tests.support.events import enrolment_created, score_remediated, submission_created
-from tests.support.kafka import consume, create_topics, drained, eventually, produce
+from tests.support.fleet import (
+    configure,
+    create_fleet_topics,
+    delivery_engine,
+    free_port,
+    running,
+    send,
+)
+from tests.support.kafka import consume, drained, eventually
 from tests.support.programmes import publish_sample
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def delivery_engine(port: int = 0) -> AsyncIterator[HttpServer]:
-    server = HttpServer(create_app(), "127.0.0.1", port)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 @contextlib.asynccontextmanager
 async def orchestrator(settings: Settings, engine_port: int) -> AsyncIterator[Settings]:
     """Run the orchestrator process's wiring in this event loop."""
-    configured = settings.model_copy(
-        update={
-            "assignment_service_url": f"http://127.0.0.1:{engine_port}",
-            "http_port": 0,
-            "dispatch_interval": 0.1,
-            "relay_interval": 0.05,
-        }
-    )
-    topics = [
-        topic_for(t, settings.topic_prefix)
-        for t in (*ORCHESTRATOR.consumes, *ORCHESTRATOR.produces)
-    ]
-    await create_topics(
-        settings.kafka_bootstrap_servers, [*topics, *map(dead_letter_topic, topics)]
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(configured, stop))
-    try:
+    configured = configure(settings, engine_port=engine_port)
+    await create_fleet_topics(settings)
+    async with running(service.run, configured):
         yield configured
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
-
-async def send(settings: Settings, *events: CloudEvent[Any]) -> None:
-    for event in events:
-        await produce(
-            settings.kafka_bootstrap_servers,
-            topic_for(event.type, settings.topic_prefix),
-            [event.to_bytes()],
-            key=str(getattr(event.data, "enrolment_id", event.id)).encode(),
-        )
 
 
 async def assignments(pool: asyncpg.Pool, tenant: uuid.UUID) -> list[asyncpg.Record]:
@@ -338,7 +298,7 @@ async def test_an_unavailable_delivery_engine_delays_assignments_but_loses_none(
     settings: Settings, pool: asyncpg.Pool
 ) -> None:
     sample = await publish_sample(pool, prerequisites=False)
-    port = _free_port()  # nothing listens there yet
+    port = free_port()  # nothing listens there yet
     async with orchestrator(settings, port) as running:
         first = enrolment_created(sample.tenant_id, sample.programme_id, enrolled_at=NOW)
         await send(running, first)

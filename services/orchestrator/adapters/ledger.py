@@ -67,6 +67,7 @@ class Cause:
     event_id: UUID
     event_type: str
     time: datetime
+    traceparent: str | None = None  # W3C trace context, carried onto produced events
 
 
 @dataclass(frozen=True)

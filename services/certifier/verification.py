@@ -1,0 +1,119 @@
+"""The public verification page: GET /certs/verify/{token} (and /api/v1/...).
+
+No authentication and no tenant context: the lookup goes through the one
+narrow database function `verify_certificate`, which returns display fields
+only. Unknown and malformed tokens get the same 404. Failed look-ups are
+rate-limited per client, which makes enumerating tokens (already hopeless at
+192 bits) visibly throttled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from services.certifier.adapters.certificates import Verification, verify
+from services.certifier.domain import holder_name, verification_status
+
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+HEADERS = {
+    # The token is in the URL: never leak it onward, never cache a status that may change.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+}
+_templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def public_view(found: Verification, now: datetime) -> dict[str, Any]:
+    """The allow-listed fields a verifier sees (the JSON body, and the page's data)."""
+    return {
+        "programme": found.programme_name,
+        "holder": holder_name(found.holder_display_name, found.holder_name_rule),
+        "issued_at": found.issued_at.isoformat(),
+        "expires_at": None if found.expires_at is None else found.expires_at.isoformat(),
+        "status": verification_status(found.status, found.expires_at, now),
+    }
+
+
+class FailedLookupLimiter:
+    """At most `per_minute` failed look-ups per client in a moving minute."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._limit = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def allowed(self, client: str) -> bool:
+        """Whether this client may look up again."""
+        return bool(await self._limiter.test(self._limit, client))
+
+    async def failed(self, client: str) -> None:
+        """Count a failed look-up against the client."""
+        await self._limiter.hit(self._limit, client)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _not_found(request: Request) -> Response:
+    if _wants_html(request):
+        return _templates.TemplateResponse(
+            request, "not_found.html", {}, status_code=404, headers=HEADERS
+        )
+    return JSONResponse({"error": "certificate not found"}, status_code=404, headers=HEADERS)
+
+
+def verification_routes(
+    pool: asyncpg.Pool,
+    *,
+    failed_per_minute: int = 30,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[Route]:
+    """The two verification routes, bound to a pool of the services' role."""
+    limiter = FailedLookupLimiter(failed_per_minute)
+
+    async def verify_page(request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        if not await limiter.allowed(client):
+            return JSONResponse(
+                {"error": "too many failed look-ups, retry later"},
+                status_code=429,
+                headers={**HEADERS, "Retry-After": "60"},
+            )
+        token = request.path_params["token"]
+        found = None
+        if TOKEN.fullmatch(token):
+            async with pool.acquire() as conn:
+                found = await verify(conn, token)
+        if found is None:
+            await limiter.failed(client)
+            return _not_found(request)
+        view = public_view(found, clock())
+        if _wants_html(request):
+            context = {"view": view, "badge_image_url": found.badge_image_url}
+            return _templates.TemplateResponse(
+                request, "certificate.html", context, headers=HEADERS
+            )
+        return JSONResponse(view, headers=HEADERS)
+
+    return [
+        Route("/certs/verify/{token}", verify_page, methods=["GET"]),
+        Route("/api/v1/certs/verify/{token}", verify_page, methods=["GET"]),
+    ]
