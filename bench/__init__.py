@@ -1,0 +1,1 @@
+"""Benchmarks on the real broker and database (printing figures; never asserting time)."""
