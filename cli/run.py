@@ -20,6 +20,7 @@ class Service(StrEnum):
 
     orchestrator = "orchestrator"
     certifier = "certifier"
+    renewer = "renewer"
     delivery_engine = "delivery-engine"
 
 
@@ -45,6 +46,10 @@ def run(
         from services.certifier.service import run as run_certifier
 
         asyncio.run(run_certifier(settings))
+    elif service is Service.renewer:
+        from services.renewer.service import run as run_renewer
+
+        asyncio.run(run_renewer(settings))
     else:
         from services.delivery_engine.main import serve
 

@@ -107,7 +107,9 @@ def run(
     return output
 
 
-def spawn_detached(args: Sequence[str], *, log_path: Path) -> int:
+def spawn_detached(
+    args: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None
+) -> int:
     """Start a long-running server in its own session, output appended to ``log_path``.
 
     The new session keeps it alive after the CLI exits and out of reach of a Ctrl-C
@@ -120,7 +122,7 @@ def spawn_detached(args: Sequence[str], *, log_path: Path) -> int:
     return os.posix_spawn(
         args[0],
         list(args),
-        dict(os.environ),
+        dict(os.environ if env is None else env),
         file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log_path), log_flags, 0o644),

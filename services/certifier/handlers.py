@@ -20,6 +20,7 @@ from shared.events import (
     new_event,
 )
 from shared.ids import derived_id
+from shared.links import verification_url
 from shared.outbox import enqueue
 
 SOURCE = "/programmes/certifier"
@@ -29,11 +30,6 @@ TOKEN_BYTES = 24  # 192 bits from the CSPRNG, 32 characters of base64url
 def new_public_token() -> str:
     """A verification token: unguessable, URL-safe."""
     return secrets.token_urlsafe(TOKEN_BYTES)
-
-
-def verification_url(public_base_url: str, token: str) -> str:
-    """Where anyone can check the certificate."""
-    return f"{public_base_url.rstrip('/')}/certs/verify/{token}"
 
 
 def _no_op() -> None:
