@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format typecheck schemas demo dev-up dev-down clean
+.PHONY: install test unit lint format schemas demo dev-up dev-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ format: $(STAMP)
 
 schemas: $(STAMP) ## regenerate schemas/ from the event models
 	$(BIN)/programmes schemas
+
+demo: $(STAMP) ## the whole flow on the local stack, ending with a verification URL
+	$(BIN)/programmes demo
 
 dev-up: $(STAMP) ## start the local Kafka broker and PostgreSQL, and migrate its database
 	$(BIN)/programmes dev up

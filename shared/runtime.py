@@ -25,10 +25,13 @@ from starlette.routing import BaseRoute
 
 from shared.db.catalogue import assert_secure
 from shared.db.pool import create_pool
+from shared.fleet import ServiceTopology
 from shared.http import HttpServer, ops_routes
-from shared.messaging.broker import create_broker
+from shared.messaging.broker import create_broker, subscribe_consumer
+from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.dead_letters import DeadLetterPublisher
 from shared.messaging.producer import KafkaSink
+from shared.messaging.topics import topic_for
 from shared.outbox import OutboxRelay
 from shared.retry import retry_transient
 from shared.settings import Settings
@@ -50,6 +53,29 @@ class Runtime:
     group_id: str
     dead_letters: DeadLetterPublisher
     draining: bool = field(default=False)
+
+    def subscribe(self, service: ServiceTopology, handlers: dict[str, Handler]) -> None:
+        """Run each event type the service consumes through the consumer pipeline
+        into its handler, as a member of the service's consumer group."""
+        if set(handlers) != set(service.consumes):
+            raise ValueError(
+                f"{service.name} consumes {service.consumes}, handlers for {set(handlers)}"
+            )
+        for event_type, handler in handlers.items():
+            consumer = EventConsumer(
+                name=service.name,
+                event_type=event_type,
+                pool=self.pool,
+                dead_letters=self.dead_letters,
+                handler=handler,
+                max_event_bytes=self.settings.max_event_bytes,
+            )
+            subscribe_consumer(
+                self.broker,
+                consumer,
+                topic=topic_for(event_type, self.settings.topic_prefix),
+                group_id=self.group_id,
+            )
 
     async def readiness(self) -> dict[str, bool]:
         """Database and broker reachable, and not shutting down."""

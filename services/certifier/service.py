@@ -8,9 +8,6 @@ import asyncio
 from services.certifier.handlers import Certifier
 from services.certifier.verification import verification_routes
 from shared.fleet import CERTIFIER
-from shared.messaging.broker import subscribe_consumer
-from shared.messaging.consumer import EventConsumer, Handler
-from shared.messaging.topics import topic_for
 from shared.runtime import open_runtime, serve
 from shared.settings import Settings
 
@@ -25,26 +22,13 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
             public_base_url=settings.public_base_url,
             on_events_enqueued=runtime.relay.wake,
         )
-        handlers: dict[str, Handler] = {
-            "enrolment.completed": certifier.on_enrolment_completed,
-            "enrolment.reopened": certifier.on_enrolment_reopened,
-        }
-        assert set(handlers) == set(CERTIFIER.consumes)
-        for event_type, handler in handlers.items():
-            consumer = EventConsumer(
-                name=CERTIFIER.name,
-                event_type=event_type,
-                pool=runtime.pool,
-                dead_letters=runtime.dead_letters,
-                handler=handler,
-                max_event_bytes=settings.max_event_bytes,
-            )
-            subscribe_consumer(
-                runtime.broker,
-                consumer,
-                topic=topic_for(event_type, settings.topic_prefix),
-                group_id=runtime.group_id,
-            )
+        runtime.subscribe(
+            CERTIFIER,
+            {
+                "enrolment.completed": certifier.on_enrolment_completed,
+                "enrolment.reopened": certifier.on_enrolment_reopened,
+            },
+        )
         port = DEFAULT_HTTP_PORT if settings.http_port is None else settings.http_port
         routes = verification_routes(runtime.pool)
         await serve(runtime, port=port, routes=routes, stop=stop)

@@ -9,9 +9,6 @@ from services.orchestrator.adapters.delivery import DeliveryEngine, HttpDelivery
 from services.orchestrator.dispatcher import AssignmentDispatcher
 from services.orchestrator.handlers import Orchestrator
 from shared.fleet import ORCHESTRATOR
-from shared.messaging.broker import subscribe_consumer
-from shared.messaging.consumer import EventConsumer, Handler
-from shared.messaging.topics import topic_for
 from shared.runtime import Loop, Runtime, open_runtime, serve
 from shared.settings import Settings
 
@@ -30,27 +27,14 @@ def wire(runtime: Runtime, engine: DeliveryEngine) -> list[Loop]:
     dispatcher = AssignmentDispatcher(
         runtime.pool, engine, orchestrator, interval=settings.dispatch_interval
     )
-    handlers: dict[str, Handler] = {
-        "enrolment.created": orchestrator.on_enrolment_created,
-        "submission.created": orchestrator.on_submission_created,
-        "score.remediated": orchestrator.on_score_remediated,
-    }
-    assert set(handlers) == set(ORCHESTRATOR.consumes)
-    for event_type, handler in handlers.items():
-        consumer = EventConsumer(
-            name=ORCHESTRATOR.name,
-            event_type=event_type,
-            pool=runtime.pool,
-            dead_letters=runtime.dead_letters,
-            handler=handler,
-            max_event_bytes=settings.max_event_bytes,
-        )
-        subscribe_consumer(
-            runtime.broker,
-            consumer,
-            topic=topic_for(event_type, settings.topic_prefix),
-            group_id=runtime.group_id,
-        )
+    runtime.subscribe(
+        ORCHESTRATOR,
+        {
+            "enrolment.created": orchestrator.on_enrolment_created,
+            "submission.created": orchestrator.on_submission_created,
+            "score.remediated": orchestrator.on_score_remediated,
+        },
+    )
     return [dispatcher.run]
 
 

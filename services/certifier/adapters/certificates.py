@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from shared.db.enrolments import record_status_change
 from shared.db.pool import Connection
 from shared.db.queries import load_queries
 
@@ -98,19 +99,16 @@ class Certificates:
         cause: tuple[UUID, str, datetime],
     ) -> None:
         """Change the enrolment's status, with its history entry."""
-        event_id, event_type, decided_at = cause
         await _sql.set_enrolment_status(
             self._conn, id=enrolment.id, status=status, certified_at=certified_at
         )
-        await _sql.append_enrolment_history(
+        await record_status_change(
             self._conn,
-            enrolment_id=enrolment.id,
+            enrolment.id,
             status=status,
             previous_status=enrolment.status,
             reason=reason,
-            event_id=event_id,
-            event_type=event_type,
-            decided_at=decided_at,
+            cause=cause,
         )
 
 

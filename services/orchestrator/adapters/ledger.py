@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from services.orchestrator.domain.model import Attempt, ProgrammeSnapshot, RequirementState
+from shared.db.enrolments import record_status_change
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 
@@ -268,16 +269,14 @@ class Ledger:
         await _sql.set_enrolment_status(
             self._conn, id=enrolment.id, status=status, completed_at=completed_at
         )
-        await _sql.append_enrolment_history(
+        await record_status_change(
             self._conn,
-            enrolment_id=enrolment.id,
+            enrolment.id,
             status=status,
             previous_status=enrolment.status,
             reason=reason,
+            cause=(cause.event_id, cause.event_type, cause.time),
             requirement_id=requirement_id,
-            event_id=cause.event_id,
-            event_type=cause.event_type,
-            decided_at=cause.time,
         )
 
     async def assignment_request(self, link: Link) -> AssignmentRequest | None:

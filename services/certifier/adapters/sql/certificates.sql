@@ -39,13 +39,6 @@ WHERE id = :id AND status <> 'revoked';
 UPDATE enrolments SET status = :status, certified_at = :certified_at, updated_at = now()
 WHERE id = :id;
 
--- name: append_enrolment_history(enrolment_id, status, previous_status, reason, event_id, event_type, decided_at)!
-INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status, previous_status, reason,
-                               event_id, event_type, decided_at)
-SELECT app_current_tenant(), :enrolment_id, COALESCE(max(seq), 0) + 1, :status,
-       :previous_status, :reason, :event_id, :event_type, :decided_at
-FROM enrolment_history WHERE enrolment_id = :enrolment_id;
-
 -- name: verify(token)^
 -- The public lookup: no tenant context, display fields only.
 SELECT * FROM verify_certificate(:token);

@@ -127,14 +127,6 @@ SET status = :status, completed_at = :completed_at,
     updated_at = now()
 WHERE id = :id;
 
--- name: append_enrolment_history(enrolment_id, status, previous_status, reason, requirement_id, event_id, event_type, decided_at)!
-INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status, previous_status, reason,
-                               requirement_id, event_id, event_type, decided_at)
-SELECT app_current_tenant(), :enrolment_id,
-       COALESCE(max(seq), 0) + 1, :status, :previous_status, :reason, :requirement_id,
-       :event_id, :event_type, :decided_at
-FROM enrolment_history WHERE enrolment_id = :enrolment_id;
-
 -- name: assignment_request(enrolment_id, requirement_id, user_id)^
 -- A pending assignment request, with what the delivery engine needs to create it.
 SELECT a.idempotency_key, a.evaluation_id, a.org_unit_id, a.attempts
