@@ -23,16 +23,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 import devstack
+from services.orchestrator import service
+from services.orchestrator.adapters.ledger import Link
+from services.orchestrator.handlers import Orchestrator
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.uow import TenantUnitOfWork
 from shared.settings import Settings
-from services.orchestrator import service
-from services.orchestrator.adapters.ledger import Link
-from services.orchestrator.handlers import Orchestrator
 from tests.support.events import enrolment_created, submission_created
 from tests.support.fleet import configure, create_fleet_topics, running
-from tests.support.kafka import lag
+from tests.support.kafka import drained
 from tests.support.programmes import publish_sample
 from tests.support.services import with_database
 
@@ -48,18 +48,23 @@ async def _database(env: dict[str, str]) -> str:
     return name
 
 
-async def _seed(pool: asyncpg.Pool, enrolments: int) -> list[tuple[uuid.UUID, object]]:
+Target = tuple[uuid.UUID, tuple[uuid.UUID, uuid.UUID, uuid.UUID]]
+
+
+async def _seed(pool: asyncpg.Pool, enrolments: int) -> list[Target]:
     """Enrolments with every assignment linked; returns (tenant, assignment facts)."""
     sample = await publish_sample(pool, prerequisites=False)
     orchestrator = Orchestrator()
-    targets = []
+    targets: list[Target] = []
     for _ in range(enrolments):
         event = enrolment_created(sample.tenant_id, sample.programme_id, enrolled_at=T0)
         async with TenantUnitOfWork(pool, sample.tenant_id) as uow:
             await orchestrator.on_enrolment_created(uow, event)
             rows = await uow.connection.fetch(
                 "SELECT requirement_id, user_id, evaluation_id FROM assignments"
-                " WHERE enrolment_id = $1", event.data.enrolment_id)
+                " WHERE enrolment_id = $1",
+                event.data.enrolment_id,
+            )
             await uow.commit()
         for row in rows:
             assignment_id = uuid.uuid4()
@@ -67,7 +72,8 @@ async def _seed(pool: asyncpg.Pool, enrolments: int) -> list[tuple[uuid.UUID, ob
             async with TenantUnitOfWork(pool, sample.tenant_id) as uow:
                 await orchestrator.on_assignment_created(uow, link, assignment_id, T0)
                 await uow.commit()
-            targets.append((sample.tenant_id, (assignment_id, row["user_id"], row["evaluation_id"])))
+            facts = (assignment_id, row["user_id"], row["evaluation_id"])
+            targets.append((sample.tenant_id, facts))
     return targets
 
 
@@ -90,8 +96,12 @@ async def main(events: int, enrolments: int) -> dict[str, float]:
     for i in range(events):
         tenant, (assignment, user, evaluation) = targets[i % len(targets)]
         event = submission_created(
-            tenant, assignment_id=assignment, user_id=user, evaluation_id=evaluation,
-            submitted_at=T0 + timedelta(seconds=i), score=float(i % 100),
+            tenant,
+            assignment_id=assignment,
+            user_id=user,
+            evaluation_id=evaluation,
+            submitted_at=T0 + timedelta(seconds=i),
+            score=float(i % 100),
         )
         await producer.send(topic, event.to_bytes(), key=str(assignment).encode())
     await producer.flush()
@@ -99,12 +109,15 @@ async def main(events: int, enrolments: int) -> dict[str, float]:
     group = settings.topic_prefix + "programmes-orchestrator"
     started = time.perf_counter()
     async with running(service.run, configure(settings, engine_port=1)):
-        while await lag(settings.kafka_bootstrap_servers, group, [topic]) > 0:
-            await asyncio.sleep(0.2)
+        await drained(settings.kafka_bootstrap_servers, group, [topic], within=3600)
     elapsed = time.perf_counter() - started
     await pool.close()
-    return {"events": events, "seconds": round(elapsed, 2), "events_per_s": round(events / elapsed),
-            "cores": os.cpu_count() or 0}
+    return {
+        "events": events,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(events / elapsed),
+        "cores": os.cpu_count() or 0,
+    }
 
 
 if __name__ == "__main__":

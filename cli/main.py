@@ -10,8 +10,9 @@ import os
 import sys
 
 import typer
+from typer.exceptions import Abort, TyperException
 
-from cli import dev, run
+from cli import demo, dev, dlq, enrol, programmes, progress, renew, replay, run, tenants
 from cli.errors import CommandError
 from shared.db.migrate import MigrationError, migrate
 from shared.settings import get_settings
@@ -25,6 +26,15 @@ app = typer.Typer(
 )
 app.add_typer(dev.app, name="dev")
 app.registered_commands.extend(run.app.registered_commands)
+app.registered_commands.extend(renew.app.registered_commands)
+app.registered_commands.extend(demo.app.registered_commands)
+app.add_typer(tenants.tenant_app, name="tenant")
+app.add_typer(tenants.evaluation_app, name="evaluation")
+app.add_typer(programmes.app, name="programme")
+app.command("enrol")(enrol.enrol)
+app.command("progress")(progress.progress)
+app.command("replay")(replay.replay)
+app.add_typer(dlq.app, name="dlq")
 
 
 @app.command("migrate")
@@ -64,12 +74,30 @@ def schemas_command(
         typer.echo(f"wrote {path.relative_to(SCHEMA_DIR.parent)}")
 
 
+def _usage_error(error: TyperException) -> str:
+    """A command-line mistake in one line (typer would draw a panel of several)."""
+    context = getattr(error, "ctx", None)
+    where = f"{context.command_path}: " if context is not None else ""
+    message = getattr(error, "format_message", lambda: str(error))()
+    return f"{where}{' '.join(message.split())} (see --help)"
+
+
 def main() -> None:
     """Console entry point: run the app, turning known failures into one line."""
     try:
-        app()
+        # Not standalone: usage errors reach us, to be told in one line like the rest.
+        code = app(standalone_mode=False)
     except CommandError as error:
         typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except TyperException as error:
+        # typer's (vendored) click errors: usage mistakes, and the bare group
+        # invocation that has printed its help already.
+        if type(error).__name__ != "NoArgsIsHelpError":
+            typer.echo(f"error: {_usage_error(error)}", err=True)
+        sys.exit(getattr(error, "exit_code", 2))
+    except Abort:
+        typer.echo("error: aborted", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -80,3 +108,4 @@ def main() -> None:
         message = str(error).splitlines()[0] if str(error) else ""
         typer.echo(f"error: {type(error).__name__}: {message}", err=True)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

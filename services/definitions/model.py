@@ -14,11 +14,13 @@ from uuid import UUID
 import isodate
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from services.definitions.errors import DefinitionsError
+
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
 Name = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-class DefinitionError(ValueError):
+class DefinitionError(DefinitionsError, ValueError):
     """The programme file is invalid; the message names the field."""
 
 
@@ -96,12 +98,12 @@ class ProgrammeFile(BaseModel):
         groups = {g.key: g for g in self.elective_groups}
         for index, requirement in enumerate(self.requirements):
             _check_requirement(index, requirement, set(keys), groups)
-        for group in self.elective_groups:
+        for index, group in enumerate(self.elective_groups):
             members = sum(1 for r in self.requirements if r.elective_group == group.key)
             if members < group.min_met:
                 raise ValueError(
-                    f"elective_groups.{group.key}.min_met: {group.min_met} exceeds its "
-                    f"{members} member requirement(s)"
+                    f"elective_groups[{index}] ({group.key}).min_met: {group.min_met} exceeds "
+                    f"its {members} member requirement(s)"
                 )
         if not any(r.mandatory for r in self.requirements) and not self.elective_groups:
             raise ValueError("requirements: at least one must be mandatory (or in a group)")
@@ -157,10 +159,28 @@ def _no_cycles(requirements: tuple[RequirementSpec, ...]) -> None:
 
 def parse_programme(document: Any) -> ProgrammeFile:
     """Validate a parsed YAML document; raise DefinitionError naming the first bad field."""
+    if not isinstance(document, dict):
+        raise DefinitionError("the programme file must be a YAML mapping (key: value, ...)")
     try:
         return ProgrammeFile.model_validate(document)
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
-        location = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
+        location = _location(first["loc"], document)
+        message = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
         raise DefinitionError(f"{location}: {message}" if location else message) from None
+
+
+def _location(loc: tuple[int | str, ...], document: dict[str, Any]) -> str:
+    """`requirements[1] (hazard).min_score`: the style of the cross-field checks above."""
+    parts: list[str] = []
+    node: Any = document
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{part}]"]
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("key"), str):
+                parts[-1] += f" ({node['key']})"
+        else:
+            parts.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts)

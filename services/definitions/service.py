@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+from services.definitions.errors import ProgrammeArchived
 from services.definitions.model import DefinitionError, ProgrammeFile
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
@@ -29,13 +30,34 @@ class Published:
     published: bool  # a new version (False: the file was unchanged)
 
 
+@dataclass(frozen=True)
+class TenantSettings:
+    """A tenant's privacy rule for holder names, and whether it was just registered."""
+
+    holder_name_rule: str
+    created: bool
+
+
 async def ensure_tenant(conn: Connection) -> None:
     """Register the current tenant (idempotent)."""
     await _sql.ensure_tenant(conn)
 
 
+async def tenant_known(conn: Connection) -> bool:
+    """Whether the current tenant is registered."""
+    return bool(await _sql.tenant_known(conn))
+
+
+async def set_tenant(conn: Connection, holder_name_rule: str | None) -> TenantSettings:
+    """Register the current tenant or change its rule (None keeps the current rule)."""
+    row = await _sql.set_tenant(conn, holder_name_rule=holder_name_rule)
+    return TenantSettings(row["holder_name_rule"], bool(row["created"]))
+
+
 async def add_evaluation(conn: Connection, evaluation_id: UUID, kind: str, title: str) -> bool:
     """Add an evaluation to the tenant's catalogue; False if it was already there."""
+    if not 1 <= len(title) <= 500:
+        raise DefinitionError("title: must be 1 to 500 characters")
     return bool(await _sql.add_evaluation(conn, id=evaluation_id, type=kind, title=title))
 
 
@@ -64,6 +86,8 @@ async def apply(conn: Connection, spec: ProgrammeFile, actor: str, now: datetime
         latest = await _sql.latest_version(conn, programme_id=programme_id)
         if latest is not None and latest["definition_hash"] == digest:
             return Published(programme_id, latest["version"], created=False, published=False)
+        if existing["status"] == "archived":
+            raise ProgrammeArchived(f"programme {spec.key!r} is archived: it takes no new versions")
         version = 1 if latest is None else latest["version"] + 1
         await _sql.touch_programme(conn, id=programme_id, actor=actor)
     await _insert_version(conn, programme_id, version, spec, digest, actor, now)

@@ -102,9 +102,7 @@ class TenantUnitOfWork(UnitOfWork):
     programme definitions may change; services that only read them pass none.
     """
 
-    def __init__(
-        self, pool: asyncpg.Pool, tenant_id: UUID, actor_role: str | None = None
-    ) -> None:
+    def __init__(self, pool: asyncpg.Pool, tenant_id: UUID, actor_role: str | None = None) -> None:
         super().__init__(pool)
         self.tenant_id = tenant_id
         self.actor_role = actor_role

@@ -75,10 +75,10 @@ async def test_a_programme_with_enrolments_can_be_archived_not_deleted(
 ) -> None:
     seeded = await seed_programme(pool)
     await seed_enrolment(pool, seeded)
-    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
         with pytest.raises(asyncpg.RestrictViolationError, match="archive it instead"):
             await uow.connection.execute("DELETE FROM programmes")
-    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
         await uow.connection.execute(
             "UPDATE programmes SET status = 'archived', archived_at = now()"
         )
@@ -87,7 +87,7 @@ async def test_a_programme_with_enrolments_can_be_archived_not_deleted(
 
 async def test_a_programme_without_enrolments_can_be_deleted(pool: asyncpg.Pool) -> None:
     seeded = await seed_programme(pool)
-    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
         assert await uow.connection.execute("DELETE FROM programmes") == "DELETE 1"
         await uow.commit()
 

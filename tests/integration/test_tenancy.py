@@ -128,7 +128,7 @@ async def test_without_a_tenant_nothing_is_visible_even_to_the_owner(
 async def test_a_requirement_cannot_name_another_tenants_evaluation(pool: asyncpg.Pool) -> None:
     other = await seed_programme(pool)
     mine = await seed_programme(pool)
-    async with TenantUnitOfWork(pool, mine.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, mine.tenant_id, actor_role="admin") as uow:
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await uow.connection.execute(
                 "INSERT INTO programme_requirements (tenant_id, id, programme_id, version, key,"

@@ -78,35 +78,42 @@ async def eventually(
 
 
 async def lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
-    """Messages of `topics` not yet committed by `group` (0: all processed)."""
+    """Records of `topics` that `group` has not committed yet (0: all processed).
+
+    Partitions come from the cluster (describe_topics): a fresh consumer's
+    partitions_for_topic() knows nothing of topics it was never assigned, which
+    would make every lag look like 0. Only existing topics are described:
+    describing a missing one makes the broker create it.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([t for t in topics if t in existing])
         partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in (consumer.partitions_for_topic(topic) or set())
+            TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
         ]
-        if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in topics
-                for p in (consumer.partitions_for_topic(topic) or set())
-            ]
+        committed = await admin.list_consumer_group_offsets(group)
         ends = await consumer.end_offsets(partitions)
-        return sum(
-            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
-        )
     finally:
         await consumer.stop()
         await admin.close()
+    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
 
 
-async def drained(bootstrap: str, group: str, topics: Sequence[str], within: float = 30.0) -> None:
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    """Whether the broker has `topic` (asked without creating it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return topic in await admin.list_topics()
+    finally:
+        await admin.close()
+
+
+async def drained(bootstrap: str, group: str, topics: Sequence[str], within: float = 60.0) -> None:
     """Wait until `group` has committed every message of `topics`."""
 
     async def no_lag() -> bool:

@@ -71,7 +71,7 @@ async def publish_sample(
     tenant_id = tenant_id or uuid.uuid4()
     evaluations = {key: uuid.uuid4() for key in ("theory", "hazard", "report")}
     kinds = {"theory": "knowledge", "hazard": "observation", "report": "evidence"}
-    async with TenantUnitOfWork(pool, tenant_id) as uow:
+    async with TenantUnitOfWork(pool, tenant_id, actor_role="admin") as uow:
         await definitions.ensure_tenant(uow.connection)
         for key, evaluation_id in evaluations.items():
             await definitions.add_evaluation(uow.connection, evaluation_id, kinds[key], key)

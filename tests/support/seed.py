@@ -26,7 +26,7 @@ class SeededProgramme:
 async def seed_programme(pool: asyncpg.Pool, tenant_id: uuid.UUID | None = None) -> SeededProgramme:
     """Create a tenant and a minimal published programme in it."""
     seeded = SeededProgramme(tenant_id or uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
-    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
         conn = uow.connection
         await conn.execute("INSERT INTO tenants (id) VALUES ($1)", seeded.tenant_id)
         await conn.execute(
@@ -66,7 +66,7 @@ async def seed_programme(pool: asyncpg.Pool, tenant_id: uuid.UUID | None = None)
 async def seed_enrolment(pool: asyncpg.Pool, seeded: SeededProgramme) -> uuid.UUID:
     """Enrol a learner on the seeded programme, with its pending progress row."""
     enrolment_id = uuid.uuid4()
-    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
         conn = uow.connection
         await conn.execute(
             "INSERT INTO enrolments (tenant_id, id, user_id, programme_id, programme_version,"
@@ -96,7 +96,7 @@ async def seed_every_table(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> None:
     seeded = await seed_programme(pool, tenant_id)
     enrolment_id = await seed_enrolment(pool, seeded)
     submission_id, event_id = uuid.uuid4(), uuid.uuid4()
-    async with TenantUnitOfWork(pool, tenant_id) as uow:
+    async with TenantUnitOfWork(pool, tenant_id, actor_role="admin") as uow:
         conn = uow.connection
         second = uuid.uuid4()
         await conn.execute(

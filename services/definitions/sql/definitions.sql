@@ -54,3 +54,17 @@ INSERT INTO evaluations (tenant_id, id, type, title)
 VALUES (app_current_tenant(), :id, :type, :title)
 ON CONFLICT (tenant_id, id) DO NOTHING
 RETURNING true;
+
+-- name: tenant_known()$
+-- True when the tenant of the current transaction is registered (RLS shows only it).
+SELECT EXISTS (SELECT FROM tenants WHERE id = app_current_tenant());
+
+-- name: set_tenant(holder_name_rule)^
+-- Register the current tenant or change its privacy rule; a NULL rule keeps the
+-- current one (the default 'initials' for a new tenant).
+INSERT INTO tenants (id, holder_name_rule)
+VALUES (app_current_tenant(), COALESCE(:holder_name_rule::text, 'initials'))
+ON CONFLICT (id) DO UPDATE
+    SET holder_name_rule = COALESCE(:holder_name_rule::text, tenants.holder_name_rule),
+        updated_at = now()
+RETURNING holder_name_rule, (xmax = 0) AS created;
