@@ -15,7 +15,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
@@ -29,6 +29,7 @@ from devstack.fleet import start_fleet, stop_fleet
 from services.certifier.adapters.certificates import Certificates
 from services.definitions import operations
 from services.definitions.enrolments import Enrolment
+from services.definitions.errors import NotFound
 from services.definitions.model import parse_programme
 from services.definitions.progress import ProgressReport
 from services.delivery_engine.platform_events import score_remediated, submission_created
@@ -125,14 +126,14 @@ class Story:
         await self._until(pool, lambda r: _created(r) >= {"theory", "report"})
 
     async def _learn(self, pool: Any, sink: KafkaSink) -> None:
-        first = await self._submit(pool, sink, "theory", 10, score=60.0)
+        first = await self._submit(pool, sink, "theory", score=60.0)
         self.say("Theory attempt 1 scored 60 (< 80): still pending")
         await self._until(pool, lambda r: _attempts(r, "theory") == 1)
-        await self._submit(pool, sink, "theory", 20, score=85.0)
+        await self._submit(pool, sink, "theory", score=85.0)
         self.say("Theory attempt 2 scored 85: met, so the hazard observation is assigned")
         await self._until(pool, lambda r: "hazard" in _created(r))
-        await self._submit(pool, sink, "hazard", 30, score=75.0)
-        await self._submit(pool, sink, "report", 40, passed=True)
+        await self._submit(pool, sink, "hazard", score=75.0)
+        await self._submit(pool, sink, "report", passed=True)
         self.say("Hazard observation 75, incident report passed: every requirement met")
         await self._until(pool, lambda r: r.status == "certified")
         await self._publish(
@@ -142,7 +143,7 @@ class Story:
                 submission_id=first,
                 score_version=2,
                 score=82.0,
-                remediated_at=self.now + timedelta(hours=2),
+                remediated_at=datetime.now(UTC),
             ),
         )
         self.say(
@@ -151,9 +152,7 @@ class Story:
         )
         await self._until(pool, lambda r: _evidence(r, "theory") == first)
 
-    async def _submit(
-        self, pool: Any, sink: KafkaSink, key: str, minute: int, **result: Any
-    ) -> uuid.UUID:
+    async def _submit(self, pool: Any, sink: KafkaSink, key: str, **result: Any) -> uuid.UUID:
         report = await self._report(pool)
         assignment = next(r.assignment for r in report.requirements if r.key == key)
         assert assignment is not None and assignment.assignment_id is not None
@@ -162,7 +161,7 @@ class Story:
             assignment_id=assignment.assignment_id,
             user_id=self.user,
             evaluation_id=self.evaluations[key],
-            submitted_at=self.now + timedelta(minutes=minute),
+            submitted_at=datetime.now(UTC),
             **result,
         )
         await self._publish(sink, event)
@@ -180,9 +179,15 @@ class Story:
         self, pool: Any, done: Callable[[ProgressReport], bool], within: float = 60
     ) -> None:
         async with asyncio.timeout(within):
-            while not done(report := await self._report(pool)):  # noqa: ASYNC110 - polls the ledger
+            while (report := await self._report_if_any(pool)) is None or not done(report):  # noqa: ASYNC110 - polls the ledger
                 await asyncio.sleep(0.2)
         render_report(self.console, report)
+
+    async def _report_if_any(self, pool: Any) -> ProgressReport | None:
+        try:
+            return await self._report(pool)
+        except NotFound:  # the orchestrator has not consumed the enrolment yet
+            return None
 
     async def _certificate_url(self, pool: Any) -> str:
         async with TenantUnitOfWork(pool, self.tenant) as uow:

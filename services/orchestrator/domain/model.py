@@ -104,8 +104,8 @@ class RequirementState:
     met_at: datetime | None = None
 
     @classmethod
-    def met_by(cls, evidence: Attempt, attempt_count: int) -> RequirementState:
-        """Met, resting on `evidence`."""
+    def met_by(cls, evidence: Attempt, attempt_count: int, met_at: datetime) -> RequirementState:
+        """Met since `met_at`, resting on `evidence`."""
         return cls(
             status="met",
             attempt_count=attempt_count,
@@ -113,5 +113,5 @@ class RequirementState:
             score_version=evidence.score_version,
             score=evidence.score,
             passed=evidence.passed,
-            met_at=evidence.effective_at,
+            met_at=met_at,
         )

@@ -38,13 +38,17 @@ def evaluate_requirement(requirement: Requirement, attempts: Iterable[Attempt]) 
     The evidence is the first passing attempt (earliest submitted; submission id
     breaks ties): later attempts never downgrade a met requirement, a remediation
     that breaks the evidence falls back to the next passing attempt, and with
-    none left the requirement is pending again.
+    none left the requirement is pending again. The requirement has been met
+    since the earliest passing result among its attempts, whichever of them is
+    the evidence: a correction that makes an earlier attempt the evidence does not
+    make the requirement met later.
     """
     attempts = list(attempts)
     passing = [a for a in attempts if satisfies(requirement, a)]
     if not passing:
         return RequirementState(status="pending", attempt_count=len(attempts))
-    return RequirementState.met_by(min(passing, key=_first), len(attempts))
+    since = min(a.effective_at for a in passing)
+    return RequirementState.met_by(min(passing, key=_first), len(attempts), since)
 
 
 def _group_members(snapshot: ProgrammeSnapshot, group: str) -> list[Requirement]:
