@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format schemas demo dev-up dev-down clean
+.PHONY: install test unit lint format schemas demo dev-up dev-down deploy-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP) ## ruff (lint and format check), mypy --strict, schemas/ up to da
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+deploy-check: $(STAMP) ## Dockerfile, Kubernetes manifests, compose file and image lock, offline
+	deploy/check.sh
 
 schemas: $(STAMP) ## regenerate schemas/ from the event models
 	$(BIN)/programmes schemas

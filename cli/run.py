@@ -53,4 +53,4 @@ def run(
     else:
         from services.delivery_engine.main import serve
 
-        asyncio.run(serve(port=port or 8090, state_file=state))
+        asyncio.run(serve(host=settings.http_host, port=port or 8090, state_file=state))
