@@ -17,6 +17,7 @@ import pytest
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.settings import Settings
+from tests.support.kafka import delete_topics_with_prefix
 from tests.support.services import Services, provide_services, with_database
 
 
@@ -60,16 +61,19 @@ async def database(services: Services, template_database: str) -> AsyncIterator[
 
 
 @pytest.fixture
-def settings(services: Services, database: str) -> Settings:
-    """Settings pointing at this test's database and topic prefix."""
-    return Settings(
+async def settings(services: Services, database: str) -> AsyncIterator[Settings]:
+    """Settings pointing at this test's database and topic prefix; the test's
+    topics are deleted afterwards (thousands of leftovers slow a shared broker)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    yield Settings(
         database_url=with_database(services.app_url, database),
         migrations_database_url=with_database(services.owner_url, database),
         kafka_bootstrap_servers=services.kafka_bootstrap_servers,
-        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        topic_prefix=prefix,
         db_pool_min_size=1,
         db_pool_max_size=5,
     )
+    await delete_topics_with_prefix(services.kafka_bootstrap_servers, prefix)
 
 
 @pytest.fixture

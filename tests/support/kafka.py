@@ -120,3 +120,16 @@ async def drained(bootstrap: str, group: str, topics: Sequence[str], within: flo
         return await lag(bootstrap, group, topics) == 0
 
     await eventually(no_lag, within=within, interval=0.2)
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
+    """Delete every topic named with `prefix` (a test's own); returns how many."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed, timeout_ms=60000)
+        return len(doomed)
+    finally:
+        await admin.close()
