@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "programmes_messages_total",
@@ -30,4 +30,27 @@ ASSIGNMENT_REQUESTS = Counter(
     "programmes_assignment_requests_total",
     "Assignment requests sent to the delivery engine, by outcome (created, failed).",
     ["outcome"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "programmes_outbox_backlog",
+    "Outbox rows not yet published (all tenants), as of the relay's last pass.",
+)
+OUTBOX_PUBLISH_DELAY = Histogram(
+    "programmes_outbox_publish_delay_seconds",
+    "From an event's commit to the outbox until the broker acknowledged it.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ASSIGNMENT_REQUESTS_PENDING = Gauge(
+    "programmes_assignment_requests_pending",
+    "Assignment requests waiting for the delivery engine (all tenants).",
+)
+CERTIFICATES = Counter(
+    "programmes_certificates_total",
+    "Certificate decisions by the certifier, by event (issued, revoked).",
+    ["event"],
+)
+CONSUMER_LAG = Gauge(
+    "programmes_consumer_lag",
+    "Records of a partition not yet committed by the service's consumer group.",
+    ["group", "topic", "partition"],
 )

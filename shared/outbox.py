@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,7 @@ from shared.events import CloudEvent
 from shared.events.envelope import CONTENT_TYPE
 from shared.messaging.producer import KafkaSink
 from shared.messaging.topics import topic_for
-from shared.metrics import OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
 from shared.retry import retry_transient
 
 log = structlog.get_logger("programmes.outbox")
@@ -77,9 +78,18 @@ class OutboxRelay:
             )
             await messaging.outbox_mark_published(uow.connection, ids=[r["id"] for r in rows])
             await uow.commit()
+        published_at = datetime.now(UTC)
         for row in rows:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+            OUTBOX_PUBLISH_DELAY.observe((published_at - row["created_at"]).total_seconds())
         return len(rows)
+
+    async def measure_backlog(self) -> int:
+        """Count the unpublished rows of every tenant (and export the gauge)."""
+        async with UnitOfWork(self._pool) as uow:
+            backlog = int(await messaging.outbox_backlog(uow.connection))
+        OUTBOX_BACKLOG.set(backlog)
+        return backlog
 
     async def drain(self) -> int:
         """Publish until nothing is pending; returns how many rows were published."""
@@ -93,6 +103,7 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             await self.drain()
+            await retry_transient(self.measure_backlog)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
             except TimeoutError:

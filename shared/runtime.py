@@ -30,6 +30,7 @@ from shared.http import HttpServer, ops_routes
 from shared.messaging.broker import create_broker, subscribe_consumer
 from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.dead_letters import DeadLetterPublisher
+from shared.messaging.lag import LagMonitor
 from shared.messaging.producer import KafkaSink
 from shared.messaging.topics import topic_for
 from shared.outbox import OutboxRelay
@@ -53,6 +54,7 @@ class Runtime:
     group_id: str
     dead_letters: DeadLetterPublisher
     draining: bool = field(default=False)
+    topics: list[str] = field(default_factory=list)
 
     def subscribe(self, service: ServiceTopology, handlers: dict[str, Handler]) -> None:
         """Run each event type the service consumes through the consumer pipeline
@@ -62,6 +64,7 @@ class Runtime:
                 f"{service.name} consumes {service.consumes}, handlers for {set(handlers)}"
             )
         for event_type, handler in handlers.items():
+            self.topics.append(topic_for(event_type, self.settings.topic_prefix))
             consumer = EventConsumer(
                 name=service.name,
                 event_type=event_type,
@@ -137,7 +140,16 @@ async def serve(
     tasks: list[asyncio.Task[None]] = []
     try:
         await runtime.broker.start()
-        tasks = [asyncio.create_task(loop()) for loop in (runtime.relay.run, *loops)]
+        background: list[Loop] = [runtime.relay.run, *loops]
+        if runtime.topics:
+            monitor = LagMonitor(
+                runtime.settings.kafka_bootstrap_servers,
+                runtime.group_id,
+                runtime.topics,
+                runtime.settings.lag_interval,
+            )
+            background.append(monitor.run)
+        tasks = [asyncio.create_task(loop()) for loop in background]
         log.info("service started", service=runtime.name, http_port=http.port)
         await _until_stopped_or_crashed(stop, tasks)
     finally:

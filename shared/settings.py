@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         validation_alias=_env("PROGRAMMES_DISPATCH_INTERVAL"),
         description="Seconds between polls for due assignment requests.",
     )
+    lag_interval: float = Field(
+        15.0,
+        validation_alias=_env("PROGRAMMES_LAG_INTERVAL"),
+        description="Seconds between consumer-lag samples for /metrics.",
+    )
     max_event_bytes: int = Field(
         256 * 1024,
         validation_alias=_env("PROGRAMMES_MAX_EVENT_BYTES"),

@@ -21,6 +21,7 @@ from shared.events import (
 )
 from shared.ids import derived_id
 from shared.links import verification_url
+from shared.metrics import CERTIFICATES
 from shared.outbox import enqueue
 
 SOURCE = "/programmes/certifier"
@@ -153,6 +154,8 @@ class Certifier:
             uow.connection, event, topic_prefix=self._topic_prefix, key=str(enrolment.id)
         ):
             uow.after_commit(self._on_events_enqueued)
+            decision = "issued" if reason is None else "revoked"
+            uow.after_commit(CERTIFICATES.labels(decision).inc)
 
 
 async def _enrolment(store: Certificates, enrolment_id: UUID) -> CompletedEnrolment:

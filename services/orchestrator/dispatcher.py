@@ -20,10 +20,11 @@ from services.orchestrator.adapters.ledger import (
     Ledger,
     Link,
     due_assignment_requests,
+    pending_assignment_requests,
 )
 from services.orchestrator.handlers import Orchestrator
 from shared.db.uow import TenantUnitOfWork, UnitOfWork
-from shared.metrics import ASSIGNMENT_REQUESTS
+from shared.metrics import ASSIGNMENT_REQUESTS, ASSIGNMENT_REQUESTS_PENDING
 from shared.retry import retry_transient
 
 log = structlog.get_logger("programmes.dispatcher")
@@ -72,6 +73,8 @@ class AssignmentDispatcher:
         created = 0
         for tenant_id, link in due:
             created += await self._dispatch(tenant_id, link)
+        async with UnitOfWork(self._pool) as uow:
+            ASSIGNMENT_REQUESTS_PENDING.set(await pending_assignment_requests(uow.connection))
         return created
 
     async def _dispatch(self, tenant_id: UUID, link: Link) -> int:

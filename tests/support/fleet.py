@@ -55,6 +55,7 @@ def configure(settings: Settings, *, engine_port: int, http_port: int = 0) -> Se
             "http_port": http_port,
             "dispatch_interval": 0.1,
             "relay_interval": 0.05,
+            "lag_interval": 0.5,
             "public_base_url": f"http://127.0.0.1:{http_port}",
         }
     )

@@ -7,9 +7,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.messaging.lag import partition_lag
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
@@ -78,29 +80,8 @@ async def eventually(
 
 
 async def lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
-    """Records of `topics` that `group` has not committed yet (0: all processed).
-
-    Partitions come from the cluster (describe_topics): a fresh consumer's
-    partitions_for_topic() knows nothing of topics it was never assigned, which
-    would make every lag look like 0. Only existing topics are described:
-    describing a missing one makes the broker create it.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        existing = set(await admin.list_topics())
-        described = await admin.describe_topics([t for t in topics if t in existing])
-        partitions = [
-            TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
-        ]
-        committed = await admin.list_consumer_group_offsets(group)
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return sum(end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items())
+    """Records of `topics` that `group` has not committed yet (0: all processed)."""
+    return sum((await partition_lag(bootstrap, group, topics)).values())
 
 
 async def topic_exists(bootstrap: str, topic: str) -> bool:

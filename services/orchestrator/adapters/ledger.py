@@ -329,3 +329,8 @@ async def due_assignment_requests(
     return [
         (r["tenant_id"], Link(r["enrolment_id"], r["requirement_id"], r["user_id"])) for r in rows
     ]
+
+
+async def pending_assignment_requests(conn: Connection) -> int:
+    """Assignment requests of every tenant still waiting for the delivery engine."""
+    return int(await _sql.assignments_pending(conn))

@@ -152,3 +152,6 @@ WHERE enrolment_id = :enrolment_id AND requirement_id = :requirement_id
 -- name: assignments_due(now, limit)
 -- Requests of every tenant due for (re)sending: keys only (a SECURITY DEFINER scan).
 SELECT * FROM assignments_due(:now, :limit);
+
+-- name: assignments_pending()$
+SELECT assignments_pending();
