@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from shared.db.uow import TenantUnitOfWork
-from shared.events import CloudEvent, SubmissionCreated, new_event
+from shared.events import CloudEvent, SubmissionCreated
 from shared.messaging import dead_letters as dl
 from shared.messaging.broker import create_broker, subscribe_consumer
 from shared.messaging.consumer import EventConsumer
@@ -22,6 +22,7 @@ from shared.messaging.dead_letters import DeadLetterPublisher
 from shared.messaging.producer import KafkaSink
 from shared.messaging.topics import dead_letter_topic, topic_for
 from shared.settings import Settings
+from tests.support.events import submission_created
 from tests.support.kafka import consume, create_topics, eventually, produce
 from tests.support.seed import seed_programme
 
@@ -43,23 +44,13 @@ async def record_submission(uow: TenantUnitOfWork, event: CloudEvent[Any]) -> st
 
 
 def submission_event(tenant_id: uuid.UUID) -> CloudEvent[Any]:
-    now = datetime.now(UTC)
-    return new_event(
-        "submission.created",
-        event_id=uuid.uuid4(),
-        source="/evalium/delivery",
-        tenant_id=tenant_id,
-        time=now,
-        data=SubmissionCreated(
-            submission_id=uuid.uuid4(),
-            assignment_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            evaluation_id=uuid.uuid4(),
-            score=91.5,
-            passed=None,
-            score_version=1,
-            submitted_at=now,
-        ),
+    return submission_created(
+        tenant_id,
+        assignment_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        evaluation_id=uuid.uuid4(),
+        submitted_at=datetime.now(UTC),
+        score=91.5,
     )
 
 
