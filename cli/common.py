@@ -69,6 +69,16 @@ def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
         raise CommandError(str(error)) from None
 
 
+def run_with_pool(action: Callable[[asyncpg.Pool], Coroutine[Any, Any, T]]) -> T:
+    """Run one database operation of a command with a small pool (see `run`)."""
+
+    async def body(settings: Settings) -> T:
+        async with database(settings) as pool:
+            return await action(pool)
+
+    return run(body)
+
+
 @contextlib.asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     """A small pool as the services' role (DATABASE_URL)."""

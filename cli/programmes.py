@@ -20,13 +20,14 @@ from cli.common import (
     operator,
     print_json,
     run,
+    run_with_pool,
     score_text,
     when,
 )
 from cli.errors import CommandError
 from services.definitions import operations
 from services.definitions.model import DefinitionError, ProgrammeFile, parse_programme
-from services.definitions.programmes import ProgrammeSummary, ProgrammeView
+from services.definitions.programmes import ProgrammeView
 from services.definitions.service import Published
 from shared.settings import Settings
 
@@ -124,11 +125,7 @@ def list_programmes(tenant: TenantOption, json_output: JsonOption = False) -> No
     """List the tenant's programmes: latest version, status, enrolments."""
     acting = operator(tenant)
 
-    async def body(settings: Settings) -> list[ProgrammeSummary]:
-        async with database(settings) as pool:
-            return await operations.list_programmes(pool, acting)
-
-    found = run(body)
+    found = run_with_pool(lambda pool: operations.list_programmes(pool, acting))
     if json_output:
         print_json(found)
         return
@@ -158,11 +155,7 @@ def show(
     """Show one version of a programme: requirements, elective groups, prerequisites."""
     acting = operator(tenant)
 
-    async def body(settings: Settings) -> ProgrammeView:
-        async with database(settings) as pool:
-            return await operations.show_programme(pool, acting, key, version)
-
-    view = run(body)
+    view = run_with_pool(lambda pool: operations.show_programme(pool, acting, key, version))
     if json_output:
         print_json(view)
     else:
@@ -214,11 +207,9 @@ def archive(
     """Archive a programme: no new enrolments or versions; existing enrolments go on."""
     acting = operator(tenant, role, actor)
 
-    async def body(settings: Settings) -> bool:
-        async with database(settings) as pool:
-            return await operations.archive_programme(pool, acting, key, datetime.now(UTC))
-
-    archived = run(body)
+    archived = run_with_pool(
+        lambda pool: operations.archive_programme(pool, acting, key, datetime.now(UTC))
+    )
     if json_output:
         print_json({"key": key, "archived": archived})
     else:
@@ -236,11 +227,7 @@ def delete(
     """Delete a programme and its versions; refused once it has enrolments (archive it)."""
     acting = operator(tenant, role, actor)
 
-    async def body(settings: Settings) -> int:
-        async with database(settings) as pool:
-            return await operations.delete_programme(pool, acting, key)
-
-    versions = run(body)
+    versions = run_with_pool(lambda pool: operations.delete_programme(pool, acting, key))
     if json_output:
         print_json({"key": key, "deleted": True, "versions": versions})
     else:

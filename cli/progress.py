@@ -14,10 +14,9 @@ from rich.table import Table
 from cli.common import (
     JsonOption,
     TenantOption,
-    database,
     operator,
     print_json,
-    run,
+    run_with_pool,
     score_text,
     when,
 )
@@ -29,7 +28,6 @@ from services.definitions.progress import (
     RequirementProgress,
     WhyNotComplete,
 )
-from shared.settings import Settings
 
 
 def progress(
@@ -42,11 +40,7 @@ def progress(
     and why it is not complete."""
     acting = operator(tenant)
 
-    async def body(settings: Settings) -> ProgressReport:
-        async with database(settings) as pool:
-            return await operations.progress(pool, acting, enrolment)
-
-    report = run(body)
+    report = run_with_pool(lambda pool: operations.progress(pool, acting, enrolment))
     if json_output:
         print_json(report.why if why else report)
         return

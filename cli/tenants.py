@@ -13,15 +13,12 @@ from cli.common import (
     JsonOption,
     RoleOption,
     TenantOption,
-    database,
     jsonable,
     operator,
     print_json,
-    run,
+    run_with_pool,
 )
 from services.definitions import operations
-from services.definitions.service import TenantSettings
-from shared.settings import Settings
 
 tenant_app = typer.Typer(help="Tenants and their privacy rule.", no_args_is_help=True)
 evaluation_app = typer.Typer(help="A tenant's evaluation catalogue.", no_args_is_help=True)
@@ -61,11 +58,7 @@ def set_tenant(
     rule = None if holder_name is None else holder_name.value
     acting = operator(tenant, role, actor)
 
-    async def body(settings: Settings) -> TenantSettings:
-        async with database(settings) as pool:
-            return await operations.set_tenant(pool, acting, rule)
-
-    result = run(body)
+    result = run_with_pool(lambda pool: operations.set_tenant(pool, acting, rule))
     if json_output:
         print_json({"tenant_id": tenant, **jsonable(result)})
     else:
@@ -86,11 +79,9 @@ def add_evaluation(
     """Register an evaluation in a tenant's catalogue (programmes may then use it)."""
     acting = operator(tenant, role, actor)
 
-    async def body(settings: Settings) -> bool:
-        async with database(settings) as pool:
-            return await operations.add_evaluation(pool, acting, evaluation_id, kind.value, title)
-
-    added = run(body)
+    added = run_with_pool(
+        lambda pool: operations.add_evaluation(pool, acting, evaluation_id, kind.value, title)
+    )
     if json_output:
         print_json({"tenant_id": tenant, "evaluation_id": evaluation_id, "added": added})
     elif added:

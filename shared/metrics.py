@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
@@ -54,3 +56,20 @@ CONSUMER_LAG = Gauge(
     "Records of a partition not yet committed by the service's consumer group.",
     ["group", "topic", "partition"],
 )
+
+
+class Every:
+    """True at most once per `seconds`: samples a gauge from a loop that polls far
+    more often than the gauge needs (a count query per poll would be wasted work)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._next = 0.0
+
+    def due(self) -> bool:
+        """Whether a sample is due now (and, if so, the next one is `seconds` away)."""
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + self._seconds
+        return True

@@ -19,7 +19,7 @@ from shared.events import CloudEvent
 from shared.events.envelope import CONTENT_TYPE
 from shared.messaging.producer import KafkaSink
 from shared.messaging.topics import topic_for
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_DELAY, OUTBOX_PUBLISHED, Every
 from shared.retry import retry_transient
 
 log = structlog.get_logger("programmes.outbox")
@@ -47,13 +47,19 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, sink: KafkaSink, batch_size: int = 500, interval: float = 0.2
+        self,
+        pool: asyncpg.Pool,
+        sink: KafkaSink,
+        batch_size: int = 500,
+        interval: float = 0.2,
+        sample_every: float = 15.0,
     ) -> None:
         self._pool = pool
         self._sink = sink
         self._batch_size = batch_size
         self._interval = interval
         self._wake = asyncio.Event()
+        self._backlog_sample = Every(sample_every)
 
     def wake(self) -> None:
         """Publish now rather than at the next poll."""
@@ -103,7 +109,8 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             await self.drain()
-            await retry_transient(self.measure_backlog)
+            if self._backlog_sample.due():
+                await retry_transient(self.measure_backlog)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
             except TimeoutError:

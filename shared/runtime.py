@@ -114,7 +114,12 @@ async def open_runtime(name: str, settings: Settings) -> AsyncIterator[Runtime]:
                 pool=pool,
                 sink=sink,
                 broker=create_broker(settings, client_id=f"programmes-{name}"),
-                relay=OutboxRelay(pool, sink, interval=settings.relay_interval),
+                relay=OutboxRelay(
+                    pool,
+                    sink,
+                    interval=settings.relay_interval,
+                    sample_every=settings.lag_interval,
+                ),
                 group_id=group_id,
                 dead_letters=DeadLetterPublisher(sink, group_id),
             )

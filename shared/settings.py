@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     lag_interval: float = Field(
         15.0,
         validation_alias=_env("PROGRAMMES_LAG_INTERVAL"),
-        description="Seconds between consumer-lag samples for /metrics.",
+        description="Seconds between samples of the gauges on /metrics (consumer lag, "
+        "outbox backlog, pending assignment requests).",
     )
     max_event_bytes: int = Field(
         256 * 1024,

@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from services.definitions.errors import NotFound
+from services.orchestrator.domain import rules
 from services.orchestrator.domain.model import ProgrammeSnapshot
 from services.orchestrator.domain.rules import shortfall
 from shared.db.pool import Connection
@@ -125,7 +126,7 @@ def build_report(
     rows = {r["requirement_id"]: r for r in progress}
     links = {a["requirement_id"]: a for a in assignments}
     met = {rid for rid, row in rows.items() if row["status"] == "met"}
-    done, required = completion_counts(snapshot, met)
+    done, required = rules.completion_progress(snapshot, met)
     return ProgressReport(
         enrolment_id=enrolment["id"],
         user_id=enrolment["user_id"],
@@ -151,18 +152,6 @@ def build_report(
 
 def _with_ids(specs: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], UUID]]:
     return [(spec, UUID(spec["id"])) for spec in specs]
-
-
-def completion_counts(snapshot: ProgrammeSnapshot, met: set[UUID]) -> tuple[int, int]:
-    """(met, required) towards completion: every mandatory requirement counts once,
-    each elective group up to its minimum."""
-    mandatory = [r for r in snapshot.requirements if r.mandatory]
-    required = len(mandatory) + sum(g.min_met for g in snapshot.elective_groups)
-    done = sum(1 for r in mandatory if r.id in met)
-    for group in snapshot.elective_groups:
-        members = [r for r in snapshot.requirements if r.elective_group == group.key]
-        done += min(sum(1 for r in members if r.id in met), group.min_met)
-    return done, required
 
 
 def why_not_complete(

@@ -24,7 +24,7 @@ from services.orchestrator.adapters.ledger import (
 )
 from services.orchestrator.handlers import Orchestrator
 from shared.db.uow import TenantUnitOfWork, UnitOfWork
-from shared.metrics import ASSIGNMENT_REQUESTS, ASSIGNMENT_REQUESTS_PENDING
+from shared.metrics import ASSIGNMENT_REQUESTS, ASSIGNMENT_REQUESTS_PENDING, Every
 from shared.retry import retry_transient
 
 log = structlog.get_logger("programmes.dispatcher")
@@ -52,6 +52,7 @@ class AssignmentDispatcher:
         *,
         batch_size: int = 100,
         interval: float = 0.5,
+        sample_every: float = 15.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._pool = pool
@@ -61,6 +62,7 @@ class AssignmentDispatcher:
         self._interval = interval
         self._clock = clock
         self._wake = asyncio.Event()
+        self._pending_sample = Every(sample_every)
 
     def wake(self) -> None:
         """Dispatch now rather than at the next poll."""
@@ -73,8 +75,9 @@ class AssignmentDispatcher:
         created = 0
         for tenant_id, link in due:
             created += await self._dispatch(tenant_id, link)
-        async with UnitOfWork(self._pool) as uow:
-            ASSIGNMENT_REQUESTS_PENDING.set(await pending_assignment_requests(uow.connection))
+        if self._pending_sample.due():
+            async with UnitOfWork(self._pool) as uow:
+                ASSIGNMENT_REQUESTS_PENDING.set(await pending_assignment_requests(uow.connection))
         return created
 
     async def _dispatch(self, tenant_id: UUID, link: Link) -> int:

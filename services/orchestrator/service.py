@@ -25,7 +25,11 @@ def wire(runtime: Runtime, engine: DeliveryEngine) -> list[Loop]:
         on_events_enqueued=runtime.relay.wake,
     )
     dispatcher = AssignmentDispatcher(
-        runtime.pool, engine, orchestrator, interval=settings.dispatch_interval
+        runtime.pool,
+        engine,
+        orchestrator,
+        interval=settings.dispatch_interval,
+        sample_every=settings.lag_interval,
     )
     runtime.subscribe(
         ORCHESTRATOR,

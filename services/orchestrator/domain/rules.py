@@ -114,6 +114,19 @@ def shortfall(snapshot: ProgrammeSnapshot, met: Iterable[UUID]) -> Shortfall:
     return Shortfall(missing, tuple(short))
 
 
+def completion_progress(snapshot: ProgrammeSnapshot, met: Iterable[UUID]) -> tuple[int, int]:
+    """(met, required) towards completion, for progress bars: every mandatory
+    requirement counts once, each elective group up to its minimum."""
+    met = set(met)
+    mandatory = [r for r in snapshot.requirements if r.mandatory]
+    required = len(mandatory) + sum(g.min_met for g in snapshot.elective_groups)
+    done = sum(1 for r in mandatory if r.id in met)
+    for group in snapshot.elective_groups:
+        members = _group_members(snapshot, group.key)
+        done += min(sum(1 for r in members if r.id in met), group.min_met)
+    return done, required
+
+
 def unlocked(snapshot: ProgrammeSnapshot, met: Iterable[UUID]) -> list[Requirement]:
     """Requirements whose prerequisites are all met (to be assigned), in snapshot order."""
     met = set(met)
