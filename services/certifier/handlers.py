@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from services.certifier.adapters.certificates import Certificate, Certificates, CompletedEnrolment
+from services.certifier.adapters.certificates import (
+    Certificate,
+    CertificateGroups,
+    Certificates,
+    CompletedEnrolment,
+    OutboxEntry,
+)
+from services.certifier.batch import Emission, GroupPlanner
 from services.certifier.domain import reopen_applies, should_issue
 from shared.db.uow import TenantUnitOfWork
 from shared.errors import ReferenceNotFound
@@ -21,6 +31,7 @@ from shared.events import (
 )
 from shared.ids import derived_id
 from shared.links import verification_url
+from shared.messaging.topics import topic_for
 from shared.metrics import CERTIFICATES
 from shared.outbox import enqueue
 
@@ -125,6 +136,23 @@ class Certifier:
         cause: CloudEvent[Any],
         reason: str | None = None,
     ) -> None:
+        event = self._event(uow.tenant_id, event_type, enrolment, certificate, cause, reason)
+        if await enqueue(
+            uow.connection, event, topic_prefix=self._topic_prefix, key=str(enrolment.id)
+        ):
+            uow.after_commit(self._on_events_enqueued)
+            decision = "issued" if reason is None else "revoked"
+            uow.after_commit(CERTIFICATES.labels(decision).inc)
+
+    def _event(
+        self,
+        tenant_id: UUID,
+        event_type: str,
+        enrolment: CompletedEnrolment,
+        certificate: Certificate,
+        cause: CloudEvent[Any],
+        reason: str | None = None,
+    ) -> CloudEvent[Any]:
         fields = {
             "certificate_id": certificate.id,
             "enrolment_id": enrolment.id,
@@ -140,22 +168,112 @@ class Certifier:
             if reason is None
             else CertificateRevoked(**fields, reason=reason)
         )
-        event = new_event(
+        return new_event(
             event_type,
-            event_id=derived_id(event_type, uow.tenant_id, certificate.id, cause.id),
+            event_id=derived_id(event_type, tenant_id, certificate.id, cause.id),
             source=SOURCE,
-            tenant_id=uow.tenant_id,
+            tenant_id=tenant_id,
             time=certificate.issued_at if reason is None else cause.time,
             org_unit_id=enrolment.org_unit_id,
             traceparent=cause.traceparent,
             data=data,
         )
-        if await enqueue(
-            uow.connection, event, topic_prefix=self._topic_prefix, key=str(enrolment.id)
+
+    # The group path (the consumer pipeline's batch handlers).
+
+    async def on_enrolments_completed(
+        self, uow: TenantUnitOfWork, events: Sequence[CloudEvent[Any]]
+    ) -> list[str]:
+        """Apply a group of one tenant's `enrolment.completed` events, in order, in
+        the caller's open unit of work (never commits); one outcome per event.
+
+        Equivalent to applying the events one by one with `on_enrolment_completed`
+        in that order in the same transaction: same certificates, revocations,
+        enrolment statuses and history, outbox rows (in the same order) and
+        outcomes. Raises, leaving the rollback to the caller, when an event cannot
+        be applied (ReferenceNotFound): the caller then redoes the group one event
+        at a time.
+        """
+        return await self._apply_group(uow, events)
+
+    async def on_enrolments_reopened(
+        self, uow: TenantUnitOfWork, events: Sequence[CloudEvent[Any]]
+    ) -> list[str]:
+        """Apply a group of one tenant's `enrolment.reopened` events, in order, in the
+        caller's open unit of work (never commits); one outcome per event.
+
+        Equivalent to applying the events one by one with `on_enrolment_reopened`
+        in that order in the same transaction (see `on_enrolments_completed`).
+        """
+        return await self._apply_group(uow, events)
+
+    async def _apply_group(
+        self, uow: TenantUnitOfWork, events: Sequence[CloudEvent[Any]]
+    ) -> list[str]:
+        store = CertificateGroups(uow.connection)
+        enrolment_ids = sorted({event.data.enrolment_id for event in events})
+        enrolments = await store.lock_enrolments(enrolment_ids)
+        live = await store.live_certificates(sorted(enrolments))
+        completions = [e.id for e in events if e.type == "enrolment.completed"]
+        planner = GroupPlanner(
+            uow.tenant_id, enrolments, await store.issued_for(completions), live, self._new_token
+        )
+        for event in events:
+            planner.apply(event)
+        plan = planner.plan
+        # Revocations first: the one-live-certificate-per-enrolment index is checked
+        # row by row, and a superseded certificate must be gone before its successor.
+        await store.revoke([(r.certificate.id, r.reason, r.at) for r in plan.revocations])
+        stored = await store.insert(plan.issues)
+        await store.certify(plan.certifications)
+        revoked = {r.certificate.id: r.certificate for r in plan.revocations}
+        await self._enqueue_group(uow, store, plan.emissions, {**revoked, **stored})
+        return plan.outcomes
+
+    async def _enqueue_group(
+        self,
+        uow: TenantUnitOfWork,
+        store: CertificateGroups,
+        emissions: list[Emission],
+        certificates: dict[UUID, Certificate],
+    ) -> None:
+        events = []
+        for emission in emissions:
+            certificate = certificates[emission.certificate_id]
+            if emission.reason is not None:
+                certificate = replace(certificate, status="revoked")
+            event = self._event(
+                uow.tenant_id,
+                emission.event_type,
+                emission.enrolment,
+                certificate,
+                emission.cause,
+                emission.reason,
+            )
+            events.append((event, emission))
+        written = await store.enqueue(
+            [
+                OutboxEntry(
+                    topic_for(event.type, self._topic_prefix),
+                    str(emission.enrolment.id),
+                    event.id,
+                    json.dumps(event.to_json_dict(), separators=(",", ":")),
+                )
+                for event, emission in events
+            ]
+        )
+        if not written:
+            return
+        uow.after_commit(self._on_events_enqueued)
+        for decision, event_type in (
+            ("issued", "certificate.issued"),
+            ("revoked", "certificate.revoked"),
         ):
-            uow.after_commit(self._on_events_enqueued)
-            decision = "issued" if reason is None else "revoked"
-            uow.after_commit(CERTIFICATES.labels(decision).inc)
+            count = sum(
+                1 for event, _ in events if event.type == event_type and event.id in written
+            )
+            if count:
+                uow.after_commit(partial(CERTIFICATES.labels(decision).inc, count))
 
 
 async def _enrolment(store: Certificates, enrolment_id: UUID) -> CompletedEnrolment:

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from shared.db.enrolments import record_status_change
 from shared.db.pool import Connection
-from shared.db.queries import load_queries
+from shared.db.queries import fetch_all, load_queries
 
 _sql = load_queries(Path(__file__).with_name("sql") / "certificates.sql")
 
@@ -110,6 +110,119 @@ class Certificates:
             reason=reason,
             cause=cause,
         )
+
+
+@dataclass(frozen=True)
+class NewCertificate:
+    """A certificate to issue (one of a group)."""
+
+    id: UUID
+    enrolment: CompletedEnrolment
+    issued_at: datetime
+    public_token: str
+    completion_event_id: UUID
+
+
+@dataclass(frozen=True)
+class Certification:
+    """An enrolment becoming certified, and the event (id, type, time) that caused it."""
+
+    enrolment: CompletedEnrolment  # its state before
+    certified_at: datetime
+    cause: tuple[UUID, str, datetime]
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An event for the outbox: its topic, key, id and JSON text."""
+
+    topic: str
+    message_key: str
+    event_id: UUID
+    event_json: str
+
+
+class CertificateGroups:
+    """The set-based reads and writes of a group of events, in one tenant transaction:
+    one statement per step whatever the group's size."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def lock_enrolments(self, ids: list[UUID]) -> dict[UUID, CompletedEnrolment]:
+        """The enrolments found among `ids` (this tenant's), locked in id order."""
+        rows = await fetch_all(_sql.lock_enrolments(self._conn, ids=ids))
+        return {row["id"]: CompletedEnrolment(**dict(row)) for row in rows}
+
+    async def live_certificates(self, enrolment_ids: list[UUID]) -> dict[UUID, Certificate]:
+        """enrolment id -> its certificate that is not revoked, locked."""
+        rows = await fetch_all(_sql.live_certificates(self._conn, enrolment_ids=enrolment_ids))
+        return {row["enrolment_id"]: _certificate(row) for row in rows}
+
+    async def issued_for(self, completion_event_ids: list[UUID]) -> set[UUID]:
+        """Which of these completions already issued a certificate."""
+        if not completion_event_ids:
+            return set()
+        rows = await fetch_all(
+            _sql.certificates_for_completions(self._conn, completion_event_ids=completion_event_ids)
+        )
+        return {row["completion_event_id"] for row in rows}
+
+    async def revoke(self, revocations: list[tuple[UUID, str, datetime]]) -> None:
+        """Revoke (certificate id, reason, at) each; records and tokens stay."""
+        if revocations:
+            ids, reasons, ats = (list(column) for column in zip(*revocations, strict=True))
+            await _sql.revoke_many(self._conn, ids=ids, reasons=reasons, ats=ats)
+
+    async def insert(self, certificates: list[NewCertificate]) -> dict[UUID, Certificate]:
+        """Issue these certificates (expiry from each pinned version); id -> as stored."""
+        if not certificates:
+            return {}
+        rows = await fetch_all(
+            _sql.insert_certificates(
+                self._conn,
+                ids=[c.id for c in certificates],
+                enrolment_ids=[c.enrolment.id for c in certificates],
+                user_ids=[c.enrolment.user_id for c in certificates],
+                org_unit_ids=[c.enrolment.org_unit_id for c in certificates],
+                programme_ids=[c.enrolment.programme_id for c in certificates],
+                programme_versions=[c.enrolment.programme_version for c in certificates],
+                issued_ats=[c.issued_at for c in certificates],
+                public_tokens=[c.public_token for c in certificates],
+                holder_display_names=[c.enrolment.user_display_name for c in certificates],
+                completion_event_ids=[c.completion_event_id for c in certificates],
+            )
+        )
+        return {row["id"]: _certificate(row) for row in rows}
+
+    async def certify(self, changes: list[Certification]) -> None:
+        """Set each enrolment certified, with its history entry."""
+        if changes:
+            await _sql.certify_enrolments(
+                self._conn,
+                ids=[c.enrolment.id for c in changes],
+                previous_statuses=[c.enrolment.status for c in changes],
+                certified_ats=[c.certified_at for c in changes],
+                event_ids=[c.cause[0] for c in changes],
+                event_types=[c.cause[1] for c in changes],
+                decided_ats=[c.cause[2] for c in changes],
+            )
+
+    async def enqueue(self, entries: list[OutboxEntry]) -> set[UUID]:
+        """Write these events to the outbox in order; the ids of those written (an id
+        already there is skipped, as `shared.outbox.enqueue` does)."""
+        if not entries:
+            return set()
+        rows = await fetch_all(
+            _sql.enqueue_events(
+                self._conn,
+                topics=[e.topic for e in entries],
+                message_keys=[e.message_key for e in entries],
+                event_ids=[e.event_id for e in entries],
+                events=[e.event_json for e in entries],
+            )
+        )
+        return {row["event_id"] for row in rows}
 
 
 async def verify(conn: Connection, token: str) -> Verification | None:
