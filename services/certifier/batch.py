@@ -12,7 +12,7 @@ statement per kind. No I/O here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -125,7 +125,7 @@ class GroupPlanner:
         self.plan.emissions.append(Emission("certificate.issued", issue.id, enrolment, event))
         self._issued.add(event.id)
         self._live[enrolment.id] = issue
-        self._enrolments[enrolment.id] = replace(enrolment, status="certified")
+        self._enrolments[enrolment.id] = enrolment.with_status("certified")
         return "issued"
 
     def _reopened(self, event: CloudEvent[Any]) -> str:

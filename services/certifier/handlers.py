@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any
 from uuid import UUID
@@ -241,7 +239,13 @@ class Certifier:
         for emission in emissions:
             certificate = certificates[emission.certificate_id]
             if emission.reason is not None:
-                certificate = replace(certificate, status="revoked")
+                certificate = Certificate(
+                    certificate.id,
+                    certificate.issued_at,
+                    certificate.expires_at,
+                    certificate.public_token,
+                    "revoked",
+                )
             event = self._event(
                 uow.tenant_id,
                 emission.event_type,
@@ -257,7 +261,7 @@ class Certifier:
                     topic_for(event.type, self._topic_prefix),
                     str(emission.enrolment.id),
                     event.id,
-                    json.dumps(event.to_json_dict(), separators=(",", ":")),
+                    _json(event),
                 )
                 for event, emission in events
             ]
@@ -281,6 +285,19 @@ async def _enrolment(store: Certificates, enrolment_id: UUID) -> CompletedEnrolm
     if enrolment is None:
         raise ReferenceNotFound(f"enrolment {enrolment_id} not found")
     return enrolment
+
+
+# The envelope attributes CloudEvent.to_json_dict leaves out when unset; the
+# property test compares the outbox rows of both paths, so a drift would show.
+_OMITTED_WHEN_NONE = ("orgunitid", "traceparent", "datacontenttype")
+
+
+def _json(event: CloudEvent[Any]) -> str:
+    """`event.to_json_dict()` as JSON text, serialised by pydantic-core in one go
+    (about five times cheaper than building the dict and json.dumps)."""
+    return event.model_dump_json(
+        exclude={name for name in _OMITTED_WHEN_NONE if getattr(event, name) is None}
+    )
 
 
 def _cause(event: CloudEvent[Any]) -> tuple[UUID, str, Any]:

@@ -28,6 +28,19 @@ class CompletedEnrolment:
     programme_version: int
     user_display_name: str | None
 
+    def with_status(self, status: str) -> CompletedEnrolment:
+        """The same enrolment with another status (cheaper than dataclasses.replace)."""
+        return CompletedEnrolment(
+            self.id,
+            status,
+            self.completed_at,
+            self.user_id,
+            self.org_unit_id,
+            self.programme_id,
+            self.programme_version,
+            self.user_display_name,
+        )
+
 
 @dataclass(frozen=True)
 class Certificate:

@@ -72,7 +72,7 @@ WHERE completion_event_id = ANY(:completion_event_ids::uuid[]);
 UPDATE certificates c
 SET status = 'revoked', revoked_at = u.at, revoke_reason = u.reason
 FROM unnest(:ids::uuid[], :reasons::text[], :ats::timestamptz[]) AS u(id, reason, at)
-WHERE c.id = u.id AND c.status <> 'revoked';
+WHERE c.id = ANY(:ids::uuid[]) AND c.id = u.id AND c.status <> 'revoked';
 
 -- name: insert_certificates(ids, enrolment_ids, user_ids, org_unit_ids, programme_ids, programme_versions, issued_ats, public_tokens, holder_display_names, completion_event_ids)
 -- As insert_certificate, for many: expiry from the pinned version's validity period.
@@ -104,7 +104,8 @@ WITH u AS (
     UPDATE enrolments e SET status = 'certified', certified_at = u.certified_at,
                             updated_at = now()
     FROM u
-    WHERE e.id = u.id
+    -- = ANY: an index lookup per id, never a scan of the tenant's enrolments
+    WHERE e.id = ANY(:ids::uuid[]) AND e.id = u.id
 )
 INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status, previous_status, reason,
                                event_id, event_type, decided_at)
