@@ -55,23 +55,21 @@ def migrate_command(
 
 @app.command("schemas")
 def schemas_command(
-    check: bool = typer.Option(False, "--check", help="Fail if schemas/ is out of date."),
+    check: bool = typer.Option(
+        False, "--check", help="Fail if schemas/ or docs/asyncapi.md is out of date."
+    ),
 ) -> None:
-    """Regenerate schemas/ (JSON Schema per event, AsyncAPI) from the event models."""
-    from shared.events.schema_export import SCHEMA_DIR, documents, write_documents
+    """Regenerate schemas/ (JSON Schema per event, AsyncAPI) and docs/asyncapi.md
+    from the event models."""
+    from shared.events.schema_export import ROOT, stale_documents, write_documents
 
     if check:
-        stale = [
-            name
-            for name, text in documents().items()
-            if not (SCHEMA_DIR / name).exists() or (SCHEMA_DIR / name).read_text() != text
-        ]
-        if stale:
-            raise CommandError(f"schemas/ is out of date: {', '.join(stale)}")
-        typer.echo("schemas/ is up to date")
+        if stale := stale_documents():
+            raise CommandError(f"generated documents are out of date: {', '.join(stale)}")
+        typer.echo("schemas/ and docs/asyncapi.md are up to date")
         return
     for path in write_documents():
-        typer.echo(f"wrote {path.relative_to(SCHEMA_DIR.parent)}")
+        typer.echo(f"wrote {path.relative_to(ROOT)}")
 
 
 def _usage_error(error: TyperException) -> str:

@@ -38,6 +38,19 @@ async def enqueue(conn: Connection, event: CloudEvent[Any], *, topic_prefix: str
     return written is not None
 
 
+def _headers(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Kafka headers of an outbox event: its content type, and its id and W3C
+    `traceparent` where faststream's tracing middleware looks for them, so the
+    consumer's batch span links to the trace that produced the event."""
+    headers = [
+        ("content-type", CONTENT_TYPE.encode()),
+        ("correlation_id", str(event["id"]).encode()),
+    ]
+    if isinstance(traceparent := event.get("traceparent"), str):
+        headers.append(("traceparent", traceparent.encode()))
+    return headers
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows of every tenant, oldest first.
 
@@ -77,7 +90,7 @@ class OutboxRelay:
                         row["topic"],
                         json.dumps(row["event"], separators=(",", ":")).encode(),
                         None if row["message_key"] is None else row["message_key"].encode(),
-                        [("content-type", CONTENT_TYPE.encode())],
+                        _headers(row["event"]),
                     )
                     for row in rows
                 ]

@@ -1,5 +1,6 @@
-"""The checked-in contract documents: one JSON Schema per event type and the
-fleet's AsyncAPI document, both generated from the code (`programmes schemas`)."""
+"""The checked-in contract documents: one JSON Schema per event type, the fleet's
+AsyncAPI document and its page in docs/, all generated from the code
+(`programmes schemas`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from shared.events.asyncapi_page import render
 from shared.events.contract import EVENT_MODELS
 from shared.events.envelope import envelope_for
 from shared.fleet import FLEET
@@ -18,7 +20,8 @@ from shared.messaging.broker import subscribe
 from shared.messaging.dead_letters import Delivery
 from shared.messaging.topics import topic_for
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = ROOT / "schemas"
 SCHEMA_BASE_URI = "https://schemas.evalium.example/programmes/events/"
 
 
@@ -73,9 +76,11 @@ def asyncapi_document() -> dict[str, Any]:
 
 
 def documents() -> dict[str, str]:
-    """Every generated file, relative to schemas/, with its exact text."""
-    files = {name: _dump(doc) for name, doc in event_schemas().items()}
-    files["asyncapi.json"] = _dump(asyncapi_document())
+    """Every generated file, relative to the project root, with its exact text."""
+    files = {f"schemas/{name}": _dump(doc) for name, doc in event_schemas().items()}
+    asyncapi = asyncapi_document()
+    files["schemas/asyncapi.json"] = _dump(asyncapi)
+    files["docs/asyncapi.md"] = render(asyncapi)
     return files
 
 
@@ -83,11 +88,20 @@ def _dump(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def write_documents(directory: Path = SCHEMA_DIR) -> list[Path]:
-    """Write every generated file under `directory`; returns the paths written."""
+def stale_documents(root: Path = ROOT) -> list[str]:
+    """The generated files missing under `root` or differing from the code."""
+    return [
+        name
+        for name, text in documents().items()
+        if not (root / name).exists() or (root / name).read_text() != text
+    ]
+
+
+def write_documents(root: Path = ROOT) -> list[Path]:
+    """Write every generated file under `root`; returns the paths written."""
     written = []
     for name, text in documents().items():
-        path = directory / name
+        path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         written.append(path)

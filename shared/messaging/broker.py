@@ -22,10 +22,13 @@ from shared.events import envelope_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.dead_letters import Delivery
 from shared.settings import Settings
+from shared.telemetry import broker_middlewares
 
 
 def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
-    """One broker per process; bodies are handed over undecoded (apply_types=False)."""
+    """One broker per process; bodies are handed over undecoded (apply_types=False).
+    With tracing on (shared/telemetry.py), faststream's tracing middleware spans
+    every batch, linked to the `traceparent` headers of its records."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -33,6 +36,7 @@ def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
         graceful_timeout=20.0,
+        middlewares=broker_middlewares(),
     )
 
 
