@@ -36,6 +36,7 @@ from shared.messaging.topics import topic_for
 from shared.outbox import OutboxRelay
 from shared.retry import retry_transient
 from shared.settings import Settings
+from shared.telemetry import process_tracing
 
 log = structlog.get_logger("programmes.runtime")
 Loop = Callable[[], Coroutine[Any, Any, None]]
@@ -99,7 +100,13 @@ async def _database_answers(pool: asyncpg.Pool) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_runtime(name: str, settings: Settings) -> AsyncIterator[Runtime]:
-    """Open (and finally close) the pool, producer and broker of service `name`."""
+    """Open (and finally close) tracing, the pool, producer and broker of service `name`."""
+    async with process_tracing(f"programmes-{name}"), _open_resources(name, settings) as runtime:
+        yield runtime
+
+
+@contextlib.asynccontextmanager
+async def _open_resources(name: str, settings: Settings) -> AsyncIterator[Runtime]:
     pool = await retry_transient(lambda: create_pool(settings), maximum=2.0)
     try:
         async with pool.acquire() as conn:
