@@ -15,6 +15,8 @@ from uuid import UUID
 from services.renewer.domain import CertificateTerm
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
+from shared.events import CloudEvent
+from shared.messaging.topics import topic_for
 
 _sql = load_queries(Path(__file__).with_name("sql") / "renewer.sql")
 
@@ -67,32 +69,63 @@ class CertificateStore:
         """The certificate with what the rules need, and its enrolment, both locked
         until the transaction ends (None if the certificate is not this tenant's)."""
         row = await _sql.lock_certificate(self._conn, id=certificate_id)
-        if row is None:
-            return None
-        certificate = Certificate(
-            id=row["id"],
-            enrolment_id=row["enrolment_id"],
-            user_id=row["user_id"],
-            programme_id=row["programme_id"],
-            issued_at=row["issued_at"],
-            expires_at=row["expires_at"],
-            public_token=row["public_token"],
-            term=CertificateTerm(
-                status=row["status"],
-                expires_at=row["expires_at"],
-                renewal_opens_at=row["renewal_opens_at"],
-                renewal_requested=row["renewal_enrolment_id"] is not None,
-                programme_archived=row["programme_archived"],
-            ),
+        return None if row is None else _locked(row)
+
+    async def lock_many(self, certificate_ids: list[UUID]) -> list[tuple[Certificate, Enrolment]]:
+        """`lock` for many (those of this tenant), in one statement: the enrolments
+        locked first, in id order, then the certificates; in certificate id order."""
+        rows = await fetch_all(_sql.lock_certificates(self._conn, ids=certificate_ids))
+        return [_locked(row) for row in rows]
+
+    async def request_renewals(self, renewals: list[tuple[UUID, UUID]], now: datetime) -> set[UUID]:
+        """Record each (certificate, renewal enrolment) asked for; the certificates
+        for which it was recorded (not those that already had one)."""
+        if not renewals:
+            return set()
+        ids, renewal_ids = (list(column) for column in zip(*renewals, strict=True))
+        rows = await fetch_all(
+            _sql.request_renewals(
+                self._conn, ids=ids, renewal_enrolment_ids=renewal_ids, requested_at=now
+            )
         )
-        enrolment = Enrolment(
-            id=row["enrolment_id"],
-            status=row["enrolment_status"],
-            user_id=row["enrolment_user_id"],
-            org_unit_id=row["enrolment_org_unit_id"],
-            user_display_name=row["user_display_name"],
+        return {row["id"] for row in rows}
+
+    async def expire_certificates(self, certificate_ids: list[UUID], now: datetime) -> set[UUID]:
+        """Mark these certificates expired; those that were still active."""
+        if not certificate_ids:
+            return set()
+        rows = await fetch_all(
+            _sql.expire_certificates(self._conn, ids=certificate_ids, expired_at=now)
         )
-        return certificate, enrolment
+        return {row["id"] for row in rows}
+
+    async def expire_enrolments(self, changes: list[tuple[Enrolment, CloudEvent[Any]]]) -> None:
+        """`expire_enrolment` for each (enrolment, certificate.expired event)."""
+        if changes:
+            await _sql.expire_enrolments(
+                self._conn,
+                ids=[enrolment.id for enrolment, _ in changes],
+                previous_statuses=[enrolment.status for enrolment, _ in changes],
+                event_ids=[event.id for _, event in changes],
+                event_types=[event.type for _, event in changes],
+                decided_ats=[event.time for _, event in changes],
+            )
+
+    async def enqueue(self, events: list[CloudEvent[Any]], topic_prefix: str) -> set[UUID]:
+        """Write these events to the outbox in order, keyed by their enrolment; the
+        ids of those written (as `shared.outbox.enqueue`, which skips known ids)."""
+        if not events:
+            return set()
+        rows = await fetch_all(
+            _sql.enqueue_events(
+                self._conn,
+                topics=[topic_for(event.type, topic_prefix) for event in events],
+                message_keys=[str(event.data.enrolment_id) for event in events],
+                event_ids=[event.id for event in events],
+                events=[event_json(event) for event in events],
+            )
+        )
+        return {row["event_id"] for row in rows}
 
     async def request_renewal(
         self, certificate_id: UUID, renewal_enrolment_id: UUID, now: datetime
@@ -155,6 +188,44 @@ async def expiries_due(conn: Connection, now: datetime, after: Due, limit: int) 
                 limit=limit,
             )
         )
+    )
+
+
+def _locked(row: Any) -> tuple[Certificate, Enrolment]:
+    certificate = Certificate(
+        id=row["id"],
+        enrolment_id=row["enrolment_id"],
+        user_id=row["user_id"],
+        programme_id=row["programme_id"],
+        issued_at=row["issued_at"],
+        expires_at=row["expires_at"],
+        public_token=row["public_token"],
+        term=CertificateTerm(
+            status=row["status"],
+            expires_at=row["expires_at"],
+            renewal_opens_at=row["renewal_opens_at"],
+            renewal_requested=row["renewal_enrolment_id"] is not None,
+            programme_archived=row["programme_archived"],
+        ),
+    )
+    enrolment = Enrolment(
+        id=row["enrolment_id"],
+        status=row["enrolment_status"],
+        user_id=row["enrolment_user_id"],
+        org_unit_id=row["enrolment_org_unit_id"],
+        user_display_name=row["user_display_name"],
+    )
+    return certificate, enrolment
+
+
+# The envelope attributes CloudEvent.to_json_dict leaves out when unset.
+_OMITTED_WHEN_NONE = ("orgunitid", "traceparent", "datacontenttype")
+
+
+def event_json(event: CloudEvent[Any]) -> str:
+    """`event.to_json_dict()` as JSON text, serialised by pydantic-core in one go."""
+    return event.model_dump_json(
+        exclude={name for name in _OMITTED_WHEN_NONE if getattr(event, name) is None}
     )
 
 
