@@ -13,7 +13,7 @@ MESSAGES = Counter(
 )
 HANDLING_SECONDS = Histogram(
     "programmes_message_handling_seconds",
-    "Time to handle one message, decode to commit.",
+    "Time to handle one message, decode to commit (in a batch: its tenant group's time).",
     ["topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
 )
@@ -22,6 +22,11 @@ BATCH_SIZE = Histogram(
     "Messages per consumed batch.",
     ["topic"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+BATCH_FALLBACKS = Counter(
+    "programmes_batch_fallbacks_total",
+    "Tenant groups of a batch redone one message at a time (a bad message among them).",
+    ["topic"],
 )
 OUTBOX_PUBLISHED = Counter(
     "programmes_outbox_published_total",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from shared.db.pool import create_pool
 from shared.fleet import ServiceTopology
 from shared.http import HttpServer, ops_routes
 from shared.messaging.broker import create_broker, subscribe_consumer
-from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.consumer import BatchHandler, EventConsumer, Handler
 from shared.messaging.dead_letters import DeadLetterPublisher
 from shared.messaging.lag import LagMonitor
 from shared.messaging.producer import KafkaSink
@@ -57,12 +57,20 @@ class Runtime:
     draining: bool = field(default=False)
     topics: list[str] = field(default_factory=list)
 
-    def subscribe(self, service: ServiceTopology, handlers: dict[str, Handler]) -> None:
+    def subscribe(
+        self,
+        service: ServiceTopology,
+        handlers: dict[str, Handler],
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+    ) -> None:
         """Run each event type the service consumes through the consumer pipeline
-        into its handler, as a member of the service's consumer group."""
-        if set(handlers) != set(service.consumes):
+        into its handler (and its batch handler, when it has one), as a member of
+        the service's consumer group."""
+        batch_handlers = batch_handlers or {}
+        if set(handlers) != set(service.consumes) or not set(batch_handlers) <= set(handlers):
             raise ValueError(
                 f"{service.name} consumes {service.consumes}, handlers for {set(handlers)}"
+                f" and batch handlers for {set(batch_handlers)}"
             )
         for event_type, handler in handlers.items():
             self.topics.append(topic_for(event_type, self.settings.topic_prefix))
@@ -73,6 +81,7 @@ class Runtime:
                 dead_letters=self.dead_letters,
                 handler=handler,
                 max_event_bytes=self.settings.max_event_bytes,
+                batch_handler=batch_handlers.get(event_type),
             )
             subscribe_consumer(
                 self.broker,

@@ -154,8 +154,11 @@ def event_span(
     event_type: str,
     traceparent: str | None,
     attributes: Mapping[str, Any],
+    start_time: int | None = None,
 ) -> contextlib.AbstractContextManager[Span]:
-    """A CONSUMER span around the handling of one event, current while it is open.
+    """A CONSUMER span around the handling of one event, current while it is open
+    (from `start_time`, in ns since the epoch, when the handling began earlier: an
+    event handled within a batch group gets the group's time window).
 
     Its parent is the event's `traceparent` (W3C trace context) when it carries a
     valid one, linked to the enclosing batch span; otherwise the enclosing span.
@@ -177,6 +180,7 @@ def event_span(
         context=parent,
         kind=SpanKind.CONSUMER,
         links=links,
+        start_time=start_time,
         attributes={
             "messaging.system": "kafka",
             "messaging.operation.type": "process",

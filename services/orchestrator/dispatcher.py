@@ -16,13 +16,12 @@ import structlog
 
 from services.orchestrator.adapters.delivery import AssignmentCall, DeliveryEngine, DeliveryError
 from services.orchestrator.adapters.ledger import (
-    AssignmentRequest,
     Ledger,
-    Link,
     due_assignment_requests,
     pending_assignment_requests,
 )
 from services.orchestrator.handlers import Orchestrator
+from services.orchestrator.records import AssignmentRequest, Link
 from shared.db.uow import TenantUnitOfWork, UnitOfWork
 from shared.metrics import ASSIGNMENT_REQUESTS, ASSIGNMENT_REQUESTS_PENDING, Every
 from shared.retry import retry_transient

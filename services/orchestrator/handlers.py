@@ -8,15 +8,18 @@ submission -> assignment -> enrolment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from services.orchestrator.adapters.ledger import Cause, Enrolment, Ledger, Link, ProgressRow
+from services.orchestrator.adapters.ledger import Ledger
+from services.orchestrator.adapters.working_set import WorkingSet
 from services.orchestrator.domain import rules
 from services.orchestrator.domain.model import ProgrammeSnapshot, Requirement
+from services.orchestrator.ports import LedgerStore
+from services.orchestrator.records import Cause, Enrolment, Link, ProgressRow
 from shared.db.uow import TenantUnitOfWork
 from shared.errors import PermanentError, ReferenceNotFound
 from shared.events import (
@@ -30,7 +33,6 @@ from shared.events import (
     new_event,
 )
 from shared.ids import assignment_idempotency_key, derived_id
-from shared.outbox import enqueue
 
 SOURCE = "/programmes/orchestrator"
 
@@ -97,8 +99,39 @@ class Orchestrator:
 
     async def on_submission_created(self, uow: TenantUnitOfWork, event: CloudEvent[Any]) -> str:
         """Record the attempt; re-decide its requirement if this system assigned it."""
+        return await self._submission_created(uow, Ledger(uow.connection), event)
+
+    async def on_submissions_created(
+        self, uow: TenantUnitOfWork, events: Sequence[CloudEvent[Any]]
+    ) -> list[str]:
+        """A tenant's batch of `submission.created`, with the same effects as applying
+        the events one by one in order (`on_submission_created`), in a few set-based
+        statements: the handlers run unchanged on a working set loaded up front."""
+        ledger = await WorkingSet.load(
+            uow.connection,
+            submission_ids=[e.data.submission_id for e in events],
+            assignment_ids=[e.data.assignment_id for e in events],
+        )
+        outcomes = [await self._submission_created(uow, ledger, event) for event in events]
+        await ledger.flush()
+        return outcomes
+
+    async def on_scores_remediated(
+        self, uow: TenantUnitOfWork, events: Sequence[CloudEvent[Any]]
+    ) -> list[str]:
+        """A tenant's batch of `score.remediated`, equivalent to `on_score_remediated`
+        applied to each event in order (see `on_submissions_created`)."""
+        ledger = await WorkingSet.load(
+            uow.connection, submission_ids=[e.data.submission_id for e in events]
+        )
+        outcomes = [await self._score_remediated(uow, ledger, event) for event in events]
+        await ledger.flush()
+        return outcomes
+
+    async def _submission_created(
+        self, uow: TenantUnitOfWork, ledger: LedgerStore, event: CloudEvent[Any]
+    ) -> str:
         data: SubmissionCreated = event.data
-        ledger = Ledger(uow.connection)
         await ledger.lock("submission", data.submission_id)
         if await ledger.submission_assignment(data.submission_id) is None:
             await _refuse_foreign(ledger, "submission", data.submission_id)
@@ -123,8 +156,12 @@ class Orchestrator:
 
     async def on_score_remediated(self, uow: TenantUnitOfWork, event: CloudEvent[Any]) -> str:
         """Record the new score version; only the highest version ever counts."""
+        return await self._score_remediated(uow, Ledger(uow.connection), event)
+
+    async def _score_remediated(
+        self, uow: TenantUnitOfWork, ledger: LedgerStore, event: CloudEvent[Any]
+    ) -> str:
         data: ScoreRemediated = event.data
-        ledger = Ledger(uow.connection)
         await ledger.lock("submission", data.submission_id)
         assignment_id = await ledger.submission_assignment(data.submission_id)
         if assignment_id is None:
@@ -159,7 +196,7 @@ class Orchestrator:
         return await self._reevaluate(uow, ledger, link, assignment_id, cause)
 
     async def _apply_to_assignment(
-        self, uow: TenantUnitOfWork, ledger: Ledger, assignment_id: UUID, cause: Cause
+        self, uow: TenantUnitOfWork, ledger: LedgerStore, assignment_id: UUID, cause: Cause
     ) -> str:
         await ledger.lock("assignment", assignment_id)
         link = await ledger.link(assignment_id)
@@ -169,7 +206,12 @@ class Orchestrator:
         return await self._reevaluate(uow, ledger, link, assignment_id, cause)
 
     async def _reevaluate(
-        self, uow: TenantUnitOfWork, ledger: Ledger, link: Link, assignment_id: UUID, cause: Cause
+        self,
+        uow: TenantUnitOfWork,
+        ledger: LedgerStore,
+        link: Link,
+        assignment_id: UUID,
+        cause: Cause,
     ) -> str:
         """Decide the requirement from all its attempts, then the enrolment."""
         enrolment = await ledger.lock_enrolment(link.enrolment_id)
@@ -202,7 +244,7 @@ class Orchestrator:
     async def _decide_enrolment(
         self,
         uow: TenantUnitOfWork,
-        ledger: Ledger,
+        ledger: LedgerStore,
         enrolment: Enrolment,
         rows: dict[UUID, ProgressRow],
         changed: ProgressRow,
@@ -217,7 +259,9 @@ class Orchestrator:
             await ledger.set_enrolment_status(
                 enrolment, "completed", completed_at, "complete", cause
             )
-            await self._emit(uow, _completed(uow.tenant_id, enrolment, rows, completed_at, cause))
+            await self._emit(
+                uow, ledger, _completed(uow.tenant_id, enrolment, rows, completed_at, cause)
+            )
         elif complete and enrolment.status in ("completed", "certified"):
             # Still complete, but the evidence moved (e.g. an earlier passing attempt
             # arrived late): keep completion a function of the facts, not of arrival.
@@ -234,6 +278,7 @@ class Orchestrator:
             assert taken_back is not None  # only a met requirement can be taken back
             await self._emit(
                 uow,
+                ledger,
                 _reopened(
                     uow.tenant_id,
                     enrolment,
@@ -247,7 +292,7 @@ class Orchestrator:
     async def _request(
         self,
         uow: TenantUnitOfWork,
-        ledger: Ledger,
+        ledger: LedgerStore,
         enrolment_id: UUID,
         user_id: UUID,
         org_unit_id: UUID | None,
@@ -264,9 +309,11 @@ class Orchestrator:
         if await ledger.request_assignments(enrolment_id, user_id, org_unit_id, requests):
             uow.after_commit(self._on_assignments_requested)
 
-    async def _emit(self, uow: TenantUnitOfWork, event: CloudEvent[Any]) -> None:
+    async def _emit(
+        self, uow: TenantUnitOfWork, ledger: LedgerStore, event: CloudEvent[Any]
+    ) -> None:
         key = str(event.data.enrolment_id)
-        if await enqueue(uow.connection, event, topic_prefix=self._topic_prefix, key=key):
+        if await ledger.enqueue(event, topic_prefix=self._topic_prefix, key=key):
             uow.after_commit(self._on_events_enqueued)
 
 
@@ -282,7 +329,7 @@ def _met_at(rows: dict[UUID, ProgressRow]) -> dict[UUID, datetime]:
     }
 
 
-async def _refuse_foreign(ledger: Ledger, kind: str, key: UUID) -> None:
+async def _refuse_foreign(ledger: LedgerStore, kind: str, key: UUID) -> None:
     if await ledger.belongs_to_another_tenant(kind, key):
         raise CrossTenantReference(f"{kind} {key} belongs to another tenant")
 

@@ -38,6 +38,10 @@ def wire(runtime: Runtime, engine: DeliveryEngine) -> list[Loop]:
             "submission.created": orchestrator.on_submission_created,
             "score.remediated": orchestrator.on_score_remediated,
         },
+        batch_handlers={
+            "submission.created": orchestrator.on_submissions_created,
+            "score.remediated": orchestrator.on_scores_remediated,
+        },
     )
     return [dispatcher.run]
 

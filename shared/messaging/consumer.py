@@ -1,9 +1,18 @@
-"""The consumer pipeline every subscriber runs, message by message:
+"""The consumer pipeline every subscriber runs.
 
-decode and validate the CloudEvent -> open the tenant unit of work -> claim the
-event id in the inbox -> call the handler -> commit. Messages that can never be
-processed go to `<topic>.dlq` with context; transient faults are retried with
-backoff and never dead-lettered. Every message ends in one canonical log line.
+One message: decode and validate the CloudEvent -> open the tenant unit of work ->
+claim the event id in the inbox -> call the handler -> commit. Messages that can
+never be processed go to `<topic>.dlq` with context; transient faults are retried
+with backoff and never dead-lettered. Every message ends in one canonical log line.
+
+A batch, when the consumer has a batch handler: decode every message, group the
+events by tenant (keeping their order), and apply each group in ONE tenant unit of
+work: claim its event ids in one statement, hand the new ones to the batch
+handler, commit. Every message's effects still run under its own tenant's
+context. When a group fails for any reason but a transient fault (a bad message
+in it, an unknown tenant), the transaction is rolled back and the group is redone
+one message at a time, so one bad message costs its neighbours speed, never
+correctness.
 """
 
 from __future__ import annotations
@@ -12,17 +21,19 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
 
-from shared.db.queries import messaging
+from shared.db.queries import fetch_all, messaging
 from shared.db.uow import TenantUnitOfWork
 from shared.errors import PermanentError, UnknownTenant, is_transient
 from shared.events import CloudEvent, EventDecodeError, decode_event
 from shared.messaging.dead_letters import DeadLetterPublisher, Delivery
-from shared.metrics import BATCH_SIZE, HANDLING_SECONDS, MESSAGES
+from shared.metrics import BATCH_FALLBACKS, BATCH_SIZE, HANDLING_SECONDS, MESSAGES
 from shared.retry import retry_transient
+from shared.telemetry import active_provider, event_span
 
 log = structlog.get_logger("programmes.consumer")
 
@@ -30,6 +41,12 @@ Handler = Callable[[TenantUnitOfWork, CloudEvent[Any]], Awaitable[str]]
 """Applies one event inside its tenant's open unit of work; returns the outcome
 ("applied", "ignored", ...). Raises PermanentError for an event that can never
 be applied. Must not commit: the pipeline does, after the inbox claim."""
+
+BatchHandler = Callable[[TenantUnitOfWork, Sequence[CloudEvent[Any]]], Awaitable[list[str]]]
+"""Applies one tenant's new events (claimed in the inbox, in offset order) inside
+one open tenant unit of work, with the same effects as `Handler` applied to each
+in turn; returns one outcome per event. Must not commit. Raising anything makes
+the pipeline roll the group back and redo it message by message with `Handler`."""
 
 DUPLICATE = "duplicate"
 DEAD_LETTERED = "dead_lettered"
@@ -45,30 +62,108 @@ class EventConsumer:
     dead_letters: DeadLetterPublisher
     handler: Handler
     max_event_bytes: int
+    batch_handler: BatchHandler | None = None
 
     async def process_batch(self, deliveries: Sequence[Delivery]) -> None:
-        """Process a fetched batch in order; returns once every message is settled."""
-        if deliveries:
-            BATCH_SIZE.labels(deliveries[0].topic).observe(len(deliveries))
+        """Process a fetched batch; returns once every message is settled. Order is
+        kept among the messages of each tenant."""
+        if not deliveries:
+            return
+        BATCH_SIZE.labels(deliveries[0].topic).observe(len(deliveries))
+        if self.batch_handler is None:
+            for delivery in deliveries:
+                await self.process(delivery)
+            return
+        groups: dict[UUID, list[tuple[Delivery, CloudEvent[Any]]]] = {}
         for delivery in deliveries:
-            await self.process(delivery)
+            try:
+                event = decode_event(delivery.value, self.event_type, self.max_event_bytes)
+            except EventDecodeError:
+                await self.process(delivery)  # dead-letters it, with its log line
+                continue
+            groups.setdefault(event.tenantid, []).append((delivery, event))
+        for tenant_id, group in groups.items():
+            await self._process_group(tenant_id, group)
+
+    async def _process_group(
+        self, tenant_id: UUID, group: list[tuple[Delivery, CloudEvent[Any]]]
+    ) -> None:
+        started, started_ns = time.perf_counter(), time.time_ns()
+        events = [event for _, event in group]
+        try:
+            outcomes = await retry_transient(lambda: self._apply_group(tenant_id, events))
+        except Exception as error:
+            if is_transient(error):  # pragma: no cover - retry_transient never gives up
+                raise
+            topic = group[0][0].topic
+            BATCH_FALLBACKS.labels(topic).inc()
+            log.warning(
+                "batch group redone one message at a time",
+                topic=topic,
+                tenant=str(tenant_id),
+                size=len(group),
+                error_class=type(error).__name__,
+                error=str(error)[:300],
+            )
+            for delivery, _ in group:
+                await self.process(delivery)
+            return
+        elapsed = time.perf_counter() - started
+        traced = active_provider() is not None
+        for (delivery, event), outcome in zip(group, outcomes, strict=True):
+            context = _context(delivery, event)
+            if traced:
+                with event_span(
+                    self.name, event.type, event.traceparent, context, start_time=started_ns
+                ) as span:
+                    span.set_attributes(
+                        {"programmes.outcome": outcome, "programmes.batch": len(group)}
+                    )
+            self._settled(delivery, context, outcome, elapsed, len(group))
+
+    async def _apply_group(self, tenant_id: UUID, events: list[CloudEvent[Any]]) -> list[str]:
+        assert self.batch_handler is not None
+        async with TenantUnitOfWork(self.pool, tenant_id) as uow:
+            rows = await fetch_all(
+                messaging.claim_events(
+                    uow.connection,
+                    consumer=self.name,
+                    event_ids=[e.id for e in events],
+                    event_types=[e.type for e in events],
+                )
+            )
+            claimed = {row["event_id"] for row in rows}
+            outcomes = [DUPLICATE] * len(events)
+            fresh: list[int] = []
+            for index, event in enumerate(events):
+                if event.id in claimed:  # the first of repeated ids in the batch only
+                    claimed.discard(event.id)
+                    fresh.append(index)
+            if fresh:
+                results = await self.batch_handler(uow, [events[i] for i in fresh])
+                if len(results) != len(fresh):
+                    raise RuntimeError(f"batch handler gave {len(results)} outcomes")
+                for index, outcome in zip(fresh, results, strict=True):
+                    outcomes[index] = outcome
+            await uow.commit()
+            return outcomes
 
     async def process(self, delivery: Delivery) -> str:
         """Settle one message: applied, skipped, or dead-lettered. Never raises for
         bad input; keeps retrying transient faults until they pass or the task is
         cancelled."""
         started = time.perf_counter()
-        context: dict[str, Any] = {
-            "topic": delivery.topic,
-            "partition": delivery.partition,
-            "offset": delivery.offset,
-        }
+        context = _context(delivery)
         with structlog.contextvars.bound_contextvars(**context):
             try:
                 event = decode_event(delivery.value, self.event_type, self.max_event_bytes)
                 context.update(tenant=str(event.tenantid), event_id=str(event.id))
-                with structlog.contextvars.bound_contextvars(**context):
+                with (
+                    structlog.contextvars.bound_contextvars(**context),
+                    event_span(self.name, event.type, event.traceparent, context) as span,
+                ):
                     outcome = await retry_transient(lambda: self._apply(event))
+                    span.set_attribute("programmes.outcome", outcome)
             except (EventDecodeError, PermanentError) as error:
                 outcome = await self._dead_letter(delivery, error.error_class, str(error), context)
             except Exception as error:
@@ -80,17 +175,28 @@ class EventConsumer:
                 outcome = await self._dead_letter(
                     delivery, type(error).__name__, str(error) or repr(error), context
                 )
-            elapsed = time.perf_counter() - started
-            MESSAGES.labels(delivery.topic, outcome).inc()
-            HANDLING_SECONDS.labels(delivery.topic).observe(elapsed)
-            log.info(
-                "message handled",
-                event_type=self.event_type,
-                outcome=outcome,
-                duration_ms=round(elapsed * 1000, 2),
-                **context,
-            )
+            self._settled(delivery, context, outcome, time.perf_counter() - started)
             return outcome
+
+    def _settled(
+        self,
+        delivery: Delivery,
+        context: dict[str, Any],
+        outcome: str,
+        elapsed: float,
+        batch: int = 1,
+    ) -> None:
+        """The metrics and the canonical log line of one settled message."""
+        MESSAGES.labels(delivery.topic, outcome).inc()
+        HANDLING_SECONDS.labels(delivery.topic).observe(elapsed)
+        log.info(
+            "message handled",
+            event_type=self.event_type,
+            outcome=outcome,
+            duration_ms=round(elapsed * 1000, 2),
+            batch=batch,
+            **context,
+        )
 
     async def _apply(self, event: CloudEvent[Any]) -> str:
         async with TenantUnitOfWork(self.pool, event.tenantid) as uow:
@@ -113,3 +219,14 @@ class EventConsumer:
         context["error"] = message[:500]
         await retry_transient(lambda: self.dead_letters.publish(delivery, error_class, message))
         return DEAD_LETTERED
+
+
+def _context(delivery: Delivery, event: CloudEvent[Any] | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "topic": delivery.topic,
+        "partition": delivery.partition,
+        "offset": delivery.offset,
+    }
+    if event is not None:
+        context.update(tenant=str(event.tenantid), event_id=str(event.id))
+    return context

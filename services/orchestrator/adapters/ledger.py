@@ -5,80 +5,33 @@ Bound to one open tenant unit of work; it never commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from services.orchestrator.domain.model import Attempt, ProgrammeSnapshot, RequirementState
+from services.orchestrator.domain.model import (
+    Attempt,
+    ProgrammeSnapshot,
+    RequirementState,
+    stored_score,
+)
+from services.orchestrator.records import (
+    AssignmentRequest,
+    Cause,
+    Enrolment,
+    Link,
+    PinnedVersion,
+    ProgressRow,
+)
 from shared.db.enrolments import record_status_change
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
+from shared.events import CloudEvent
+from shared.outbox import enqueue
 
 _sql = load_queries(Path(__file__).with_name("sql") / "ledger.sql")
-
-
-@dataclass(frozen=True)
-class PinnedVersion:
-    """A programme's status and the version an enrolment at a given instant pins."""
-
-    programme_status: str
-    version: int | None
-    definition: dict[str, Any] | None
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    """An enrolment, locked for the rest of the transaction."""
-
-    id: UUID
-    user_id: UUID
-    org_unit_id: UUID | None
-    programme_id: UUID
-    programme_version: int
-    status: str
-    snapshot: ProgrammeSnapshot
-    completed_at: datetime | None
-
-
-@dataclass(frozen=True)
-class ProgressRow:
-    """A stored ledger row: its state and the sequence of its last decision."""
-
-    requirement_id: UUID
-    state: RequirementState
-    decision_seq: int
-
-
-@dataclass(frozen=True)
-class Link:
-    """Which enrolment and requirement an assignment was requested for."""
-
-    enrolment_id: UUID
-    requirement_id: UUID
-    user_id: UUID
-
-
-@dataclass(frozen=True)
-class Cause:
-    """The event a decision is recorded against."""
-
-    event_id: UUID
-    event_type: str
-    time: datetime
-    traceparent: str | None = None  # W3C trace context, carried onto produced events
-
-
-@dataclass(frozen=True)
-class AssignmentRequest:
-    """A recorded, not yet created, assignment request."""
-
-    idempotency_key: str
-    evaluation_id: UUID
-    org_unit_id: UUID | None
-    attempts: int
 
 
 class Ledger:
@@ -149,9 +102,9 @@ class Ledger:
         """Store a submission's facts; False if it was already known."""
         return bool(await _sql.record_submission(self._conn, **columns))
 
-    async def record_score(self, **columns: Any) -> bool:
+    async def record_score(self, *, score: float | None, **columns: Any) -> bool:
         """Append a score version; True when it is new and now the highest."""
-        return bool(await _sql.record_score(self._conn, **columns))
+        return bool(await _sql.record_score(self._conn, score=stored_score(score), **columns))
 
     async def submission_assignment(self, submission_id: UUID) -> UUID | None:
         """The assignment a known submission was made for."""
@@ -278,6 +231,10 @@ class Ledger:
             cause=(cause.event_id, cause.event_type, cause.time),
             requirement_id=requirement_id,
         )
+
+    async def enqueue(self, event: CloudEvent[Any], *, topic_prefix: str, key: str) -> bool:
+        """Write `event` to the outbox with the transaction; False if already written."""
+        return await enqueue(self._conn, event, topic_prefix=topic_prefix, key=key)
 
     async def assignment_request(self, link: Link) -> AssignmentRequest | None:
         """The request still waiting to be created, if any."""

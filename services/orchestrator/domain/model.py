@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 from uuid import UUID
 
 RequirementStatus = Literal["pending", "met"]
+
+_SCORE_PLACES = Decimal("0.001")
+
+
+def stored_score(score: float | None) -> Decimal | None:
+    """A reported score as the ledger keeps it (numeric(6, 3)): the exact value of
+    the float, rounded half away from zero to three places, as PostgreSQL would."""
+    if score is None:
+        return None
+    return Decimal(score).quantize(_SCORE_PLACES, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)

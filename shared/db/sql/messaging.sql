@@ -28,3 +28,12 @@ SELECT outbox_mark_published(:ids::bigint[]);
 
 -- name: outbox_backlog()$
 SELECT outbox_backlog();
+
+-- name: claim_events(consumer, event_ids, event_types)
+-- Record many events as processed by a consumer; returns the ids that were not
+-- yet (each once, even when it appears twice in the list).
+INSERT INTO inbox (tenant_id, consumer, event_id, event_type)
+SELECT app_current_tenant(), :consumer, e.id, e.type
+FROM unnest(:event_ids::uuid[], :event_types::text[]) AS e (id, type)
+ON CONFLICT DO NOTHING
+RETURNING event_id;

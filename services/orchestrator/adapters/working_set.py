@@ -1,0 +1,491 @@
+"""A batch of one tenant's events, served from memory and written back in bulk.
+
+`WorkingSet.load` takes the locks a batch needs and reads every row its events can
+touch with a handful of set-based queries; the handlers then run on it exactly as
+they run on `Ledger` (it implements the same `LedgerStore` port), and `flush`
+writes what they did with one statement per table. The pipeline wraps all of it
+in one tenant transaction, so the batch commits or rolls back as a whole.
+
+Anything the handlers ask for that was not loaded raises `NotLoaded` rather than
+guessing: the pipeline then redoes the batch one message at a time, on `Ledger`.
+Semantics never depend on which path ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from services.orchestrator.domain.model import (
+    Attempt,
+    ProgrammeSnapshot,
+    RequirementState,
+    stored_score,
+)
+from services.orchestrator.records import Cause, Enrolment, Link, ProgressRow
+from shared.db.pool import Connection
+from shared.db.queries import fetch_all, load_queries
+from shared.events import CloudEvent
+from shared.messaging.topics import topic_for
+
+_sql = load_queries(Path(__file__).with_name("sql") / "working_set.sql")
+
+
+class NotLoaded(RuntimeError):
+    """The batch needed a row the working set did not load: redo it message by message."""
+
+
+@dataclass(frozen=True)
+class _Submission:
+    assignment_id: UUID
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class _Score:
+    score: Decimal | None
+    passed: bool | None
+    effective_at: datetime
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to the column arrays `unnest` takes."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+class WorkingSet:
+    """The rows one tenant's batch reads and writes, locked for its transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._locked: set[str] = set()
+        self._submissions: dict[UUID, _Submission] = {}
+        self._absent_submissions: set[UUID] = set()
+        self._scores: dict[UUID, dict[int, _Score]] = {}
+        self._links: dict[UUID, Link | None] = {}
+        self._by_assignment: dict[UUID, list[UUID]] = {}
+        self._enrolments: dict[UUID, Enrolment] = {}
+        self._reopened: set[UUID] = set()
+        self._progress: dict[UUID, dict[UUID, ProgressRow]] = {}
+        self._requested: set[tuple[UUID, UUID, UUID]] = set()
+        self._probed: dict[str, set[UUID]] = {}
+        self._foreign: dict[str, set[UUID]] = {}
+        # What the batch wrote, in order.
+        self._new_submissions: list[tuple[Any, ...]] = []
+        self._new_scores: list[tuple[Any, ...]] = []
+        self._decisions: list[tuple[Any, ...]] = []
+        self._changed_progress: set[tuple[UUID, UUID]] = set()
+        self._status_changes: list[tuple[Any, ...]] = []
+        self._new_requests: list[tuple[Any, ...]] = []
+        self._events: dict[UUID, tuple[str, str, dict[str, Any]]] = {}
+
+    @classmethod
+    async def load(
+        cls,
+        conn: Connection,
+        *,
+        submission_ids: Iterable[UUID],
+        assignment_ids: Iterable[UUID] = (),
+    ) -> WorkingSet:
+        """Lock and read what events about these submissions (and, for new ones,
+        these assignments) can touch: the same locks, in the same order, as the
+        one-message path."""
+        ws = cls(conn)
+        submissions = sorted(set(submission_ids))
+        await ws._lock("submission", submissions)
+        for row in await fetch_all(_sql.submissions_by_id(conn, ids=submissions)):
+            ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
+        ws._absent_submissions = set(submissions) - set(ws._submissions)
+
+        assignments = sorted(
+            set(assignment_ids) | {s.assignment_id for s in ws._submissions.values()}
+        )
+        await ws._lock("assignment", assignments)
+        ws._links = dict.fromkeys(assignments)
+        for row in await fetch_all(_sql.links_of(conn, assignment_ids=assignments)):
+            ws._links[row["assignment_id"]] = Link(
+                row["enrolment_id"], row["requirement_id"], row["user_id"]
+            )
+        ws._by_assignment = {a: [] for a in assignments}
+        for row in await fetch_all(
+            _sql.submissions_by_assignment(conn, assignment_ids=assignments)
+        ):
+            ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
+        for submission_id, submission in ws._submissions.items():
+            if submission.assignment_id in ws._by_assignment:
+                ws._by_assignment[submission.assignment_id].append(submission_id)
+        ws._scores = {s: {} for s in (*ws._submissions, *ws._absent_submissions)}
+        for row in await fetch_all(_sql.scores_of(conn, submission_ids=list(ws._scores))):
+            ws._scores[row["submission_id"]][row["score_version"]] = _Score(
+                row["score"], row["passed"], row["effective_at"]
+            )
+
+        enrolments = sorted({link.enrolment_id for link in ws._links.values() if link})
+        await ws._load_enrolments(enrolments)
+        await ws._probe("submission", ws._absent_submissions)
+        await ws._probe("assignment", {a for a, link in ws._links.items() if link is None})
+        return ws
+
+    async def _lock(self, kind: str, keys: Sequence[UUID]) -> None:
+        names = [f"{kind}:{key}" for key in keys]
+        if names:
+            await _sql.lock_keys(self._conn, keys=names)
+        self._locked.update(names)
+
+    async def _load_enrolments(self, ids: list[UUID]) -> None:
+        if not ids:
+            return
+        for row in await fetch_all(_sql.lock_enrolments(self._conn, ids=ids)):
+            self._enrolments[row["id"]] = Enrolment(
+                id=row["id"],
+                user_id=row["user_id"],
+                org_unit_id=row["org_unit_id"],
+                programme_id=row["programme_id"],
+                programme_version=row["programme_version"],
+                status=row["status"],
+                snapshot=ProgrammeSnapshot.from_json(row["snapshot"]),
+                completed_at=row["completed_at"],
+            )
+            self._progress[row["id"]] = {}
+        for row in await fetch_all(_sql.progress_of(self._conn, enrolment_ids=ids)):
+            self._progress[row["enrolment_id"]][row["requirement_id"]] = ProgressRow(
+                requirement_id=row["requirement_id"],
+                state=RequirementState(
+                    status=row["status"],
+                    attempt_count=row["attempt_count"],
+                    submission_id=row["submission_id"],
+                    score_version=row["score_version"],
+                    score=row["score"],
+                    passed=row["passed"],
+                    met_at=row["met_at"],
+                ),
+                decision_seq=row["decision_seq"],
+            )
+        for row in await fetch_all(_sql.requested_of(self._conn, enrolment_ids=ids)):
+            self._requested.add((row["enrolment_id"], row["requirement_id"], row["user_id"]))
+
+    async def _probe(self, kind: str, ids: set[UUID]) -> None:
+        self._probed[kind] = ids
+        found = await _sql.foreign_ids(self._conn, kind=kind, ids=list(ids)) if ids else []
+        self._foreign[kind] = set(found)
+
+    # The LedgerStore port.
+
+    async def lock(self, kind: str, key: UUID) -> None:
+        """Already held since `load` (NotLoaded otherwise)."""
+        if f"{kind}:{key}" not in self._locked:
+            raise NotLoaded(f"no lock on {kind} {key}")
+
+    async def belongs_to_another_tenant(self, kind: str, key: UUID) -> bool:
+        """As probed in bulk at `load`."""
+        if key not in self._probed.get(kind, ()):
+            raise NotLoaded(f"{kind} {key} was not probed")
+        return key in self._foreign[kind]
+
+    async def record_submission(
+        self,
+        *,
+        id: UUID,
+        assignment_id: UUID,
+        user_id: UUID,
+        evaluation_id: UUID,
+        submitted_at: datetime,
+        event_id: UUID,
+    ) -> bool:
+        """Store a submission's facts; False if it was already known."""
+        if id in self._submissions:
+            return False
+        if id not in self._absent_submissions or assignment_id not in self._by_assignment:
+            raise NotLoaded(f"submission {id} of assignment {assignment_id}")
+        self._absent_submissions.discard(id)
+        self._submissions[id] = _Submission(assignment_id, submitted_at)
+        self._by_assignment[assignment_id].append(id)
+        self._new_submissions.append(
+            (id, assignment_id, user_id, evaluation_id, submitted_at, event_id)
+        )
+        return True
+
+    async def record_score(
+        self,
+        *,
+        submission_id: UUID,
+        score_version: int,
+        score: float | None,
+        passed: bool | None,
+        correction_batch_id: UUID | None,
+        effective_at: datetime,
+        event_id: UUID,
+    ) -> bool:
+        """Append a score version; True when it is new and now the highest."""
+        versions = self._scores.get(submission_id)
+        if versions is None:
+            raise NotLoaded(f"scores of submission {submission_id}")
+        if score_version in versions:
+            return False
+        kept = stored_score(score)
+        versions[score_version] = _Score(kept, passed, effective_at)
+        self._new_scores.append(
+            (
+                submission_id,
+                score_version,
+                kept,
+                passed,
+                correction_batch_id,
+                effective_at,
+                event_id,
+            )
+        )
+        return max(versions) == score_version
+
+    async def submission_assignment(self, submission_id: UUID) -> UUID | None:
+        """The assignment a known submission was made for."""
+        submission = self._submissions.get(submission_id)
+        if submission is not None:
+            return submission.assignment_id
+        if submission_id in self._absent_submissions:
+            return None
+        raise NotLoaded(f"submission {submission_id}")
+
+    async def link(self, assignment_id: UUID) -> Link | None:
+        """The enrolment and requirement an assignment serves, if this system requested it."""
+        if assignment_id not in self._links:
+            raise NotLoaded(f"assignment {assignment_id}")
+        return self._links[assignment_id]
+
+    async def lock_enrolment(self, enrolment_id: UUID) -> Enrolment | None:
+        """The enrolment as this batch left it (locked since `load`)."""
+        if enrolment_id not in self._enrolments:
+            raise NotLoaded(f"enrolment {enrolment_id}")
+        return self._enrolments[enrolment_id]
+
+    async def attempts(self, assignment_id: UUID) -> list[Attempt]:
+        """Every submission for the assignment at its highest known score version."""
+        if assignment_id not in self._by_assignment:
+            raise NotLoaded(f"attempts of assignment {assignment_id}")
+        attempts = []
+        for submission_id in self._by_assignment[assignment_id]:
+            versions = self._scores[submission_id]
+            if not versions:
+                continue
+            highest = max(versions)
+            score = versions[highest]
+            attempts.append(
+                Attempt(
+                    submission_id=submission_id,
+                    score_version=highest,
+                    score=score.score,
+                    passed=score.passed,
+                    submitted_at=self._submissions[submission_id].submitted_at,
+                    effective_at=score.effective_at,
+                )
+            )
+        return attempts
+
+    async def progress(self, enrolment_id: UUID) -> dict[UUID, ProgressRow]:
+        """The enrolment's ledger rows by requirement (a copy the caller may change)."""
+        if enrolment_id not in self._progress:
+            raise NotLoaded(f"progress of enrolment {enrolment_id}")
+        return dict(self._progress[enrolment_id])
+
+    async def record_decision(
+        self,
+        enrolment_id: UUID,
+        before: ProgressRow,
+        after: RequirementState,
+        reason: str,
+        cause: Cause,
+    ) -> None:
+        """Append the decision to the history, then make it the row's state."""
+        seq = before.decision_seq + 1
+        self._decisions.append(
+            (
+                enrolment_id,
+                before.requirement_id,
+                seq,
+                after.status,
+                before.state.status,
+                reason,
+                after.submission_id,
+                after.score_version,
+                after.score,
+                after.passed,
+                after.attempt_count,
+                cause.event_id,
+                cause.event_type,
+                cause.time,
+            )
+        )
+        self._progress[enrolment_id][before.requirement_id] = ProgressRow(
+            before.requirement_id, after, seq
+        )
+        self._changed_progress.add((enrolment_id, before.requirement_id))
+
+    async def set_enrolment_status(
+        self,
+        enrolment: Enrolment,
+        status: str,
+        completed_at: datetime | None,
+        reason: str,
+        cause: Cause,
+        requirement_id: UUID | None = None,
+    ) -> None:
+        """Change the enrolment's status, with its history entry."""
+        current = self._enrolments[enrolment.id]
+        self._enrolments[enrolment.id] = replace(current, status=status, completed_at=completed_at)
+        if status == "in_progress":
+            self._reopened.add(enrolment.id)
+        self._status_changes.append(
+            (
+                enrolment.id,
+                status,
+                enrolment.status,
+                reason,
+                requirement_id,
+                cause.event_id,
+                cause.event_type,
+                cause.time,
+            )
+        )
+
+    async def request_assignments(
+        self,
+        enrolment_id: UUID,
+        user_id: UUID,
+        org_unit_id: UUID | None,
+        requests: list[tuple[UUID, UUID, str]],
+    ) -> int:
+        """Record (requirement, evaluation, idempotency key) requests; returns how many are new."""
+        if enrolment_id not in self._enrolments:
+            raise NotLoaded(f"assignments of enrolment {enrolment_id}")
+        new = 0
+        for requirement_id, evaluation_id, key in requests:
+            if (enrolment_id, requirement_id, user_id) in self._requested:
+                continue
+            self._requested.add((enrolment_id, requirement_id, user_id))
+            self._new_requests.append(
+                (enrolment_id, requirement_id, user_id, key, evaluation_id, org_unit_id)
+            )
+            new += 1
+        return new
+
+    async def enqueue(self, event: CloudEvent[Any], *, topic_prefix: str, key: str) -> bool:
+        """Write `event` to the outbox with the batch; False if already written."""
+        if event.id in self._events:
+            return False
+        self._events[event.id] = (topic_for(event.type, topic_prefix), key, event.to_json_dict())
+        return True
+
+    async def flush(self) -> None:
+        """Write everything the batch did, one statement per table, in dependency order."""
+        conn = self._conn
+        if self._new_submissions:
+            columns = _columns(self._new_submissions, 6)
+            await _sql.insert_submissions(
+                conn,
+                ids=columns[0],
+                assignment_ids=columns[1],
+                user_ids=columns[2],
+                evaluation_ids=columns[3],
+                submitted_ats=columns[4],
+                event_ids=columns[5],
+            )
+        if self._new_scores:
+            columns = _columns(self._new_scores, 7)
+            await _sql.insert_scores(
+                conn,
+                submission_ids=columns[0],
+                score_versions=columns[1],
+                scores=columns[2],
+                passed=columns[3],
+                correction_batch_ids=columns[4],
+                effective_ats=columns[5],
+                event_ids=columns[6],
+            )
+        if self._decisions:
+            await self._flush_decisions()
+        if self._status_changes:
+            await self._flush_status_changes()
+        if self._new_requests:
+            columns = _columns(self._new_requests, 6)
+            await _sql.request_assignments(
+                conn,
+                enrolment_ids=columns[0],
+                requirement_ids=columns[1],
+                user_ids=columns[2],
+                keys=columns[3],
+                evaluation_ids=columns[4],
+                org_unit_ids=columns[5],
+            )
+        if self._events:
+            topics, keys, events = _columns(list(self._events.values()), 3)
+            await _sql.enqueue_events(
+                conn,
+                topics=topics,
+                message_keys=keys,
+                event_ids=list(self._events),
+                events=events,
+            )
+
+    async def _flush_decisions(self) -> None:
+        c = _columns(self._decisions, 14)
+        await _sql.append_progress_history(
+            self._conn,
+            enrolment_ids=c[0],
+            requirement_ids=c[1],
+            seqs=c[2],
+            statuses=c[3],
+            previous_statuses=c[4],
+            reasons=c[5],
+            submission_ids=c[6],
+            score_versions=c[7],
+            scores=c[8],
+            passed=c[9],
+            attempt_counts=c[10],
+            event_ids=c[11],
+            event_types=c[12],
+            decided_ats=c[13],
+        )
+        changed = sorted(self._changed_progress)
+        rows = [self._progress[e][r] for e, r in changed]
+        await _sql.update_progress(
+            self._conn,
+            enrolment_ids=[e for e, _ in changed],
+            requirement_ids=[r for _, r in changed],
+            seqs=[row.decision_seq for row in rows],
+            statuses=[row.state.status for row in rows],
+            submission_ids=[row.state.submission_id for row in rows],
+            score_versions=[row.state.score_version for row in rows],
+            scores=[row.state.score for row in rows],
+            passed=[row.state.passed for row in rows],
+            attempt_counts=[row.state.attempt_count for row in rows],
+            met_ats=[row.state.met_at for row in rows],
+        )
+
+    async def _flush_status_changes(self) -> None:
+        changed = sorted({change[0] for change in self._status_changes})
+        await _sql.update_enrolments(
+            self._conn,
+            ids=changed,
+            statuses=[self._enrolments[e].status for e in changed],
+            completed_ats=[self._enrolments[e].completed_at for e in changed],
+            reopened=[e in self._reopened for e in changed],
+        )
+        c = _columns(self._status_changes, 8)
+        await _sql.append_enrolment_history(
+            self._conn,
+            enrolment_ids=c[0],
+            statuses=c[1],
+            previous_statuses=c[2],
+            reasons=c[3],
+            requirement_ids=c[4],
+            event_ids=c[5],
+            event_types=c[6],
+            decided_ats=c[7],
+        )
