@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format schemas demo dev-up dev-down deploy-check clean
+.PHONY: install test unit lint format schemas demo dev-up dev-down deploy-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ deploy-check: $(STAMP) ## Dockerfile, Kubernetes manifests, compose file and ima
 
 schemas: $(STAMP) ## regenerate schemas/ from the event models
 	$(BIN)/programmes schemas
+
+BENCH_ARGS ?= --scale full
+bench: $(STAMP) ## the figures of README "Benchmarks" (BENCH_ARGS="--scale smoke" for a quick check)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: $(STAMP) ## the whole flow on the local stack, ending with a verification URL
 	$(BIN)/programmes demo
