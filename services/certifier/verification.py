@@ -9,6 +9,7 @@ rate-limited per client, which makes enumerating tokens (already hopeless at
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from services.certifier.adapters.certificates import Verification, verify
+from services.certifier.adapters.certificates import Verification, verify_many
 from services.certifier.domain import holder_name, verification_status
 
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
@@ -68,6 +69,61 @@ class FailedLookupLimiter:
         await self._limiter.hit(self._limit, client)
 
 
+class TokenLookups:
+    """Token look-ups for concurrent requests, sharing statements.
+
+    A look-up starts at once while fewer than `max_in_flight` are running (so a
+    lone request waits for nothing); requests arriving meanwhile queue up and go
+    together, up to `max_batch` tokens, in the next statement. Under load that is
+    one pooled connection, one statement and one connection reset for many
+    requests instead of one each.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_batch: int = 64, max_in_flight: int = 2) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._waiting: list[tuple[str, asyncio.Future[Verification | None]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def verify(self, token: str) -> Verification | None:
+        """What `token` shows, or None for an unknown token."""
+        answer: asyncio.Future[Verification | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((token, answer))
+        if len(self._running) < self._max_in_flight:
+            self._start()
+        return await answer
+
+    def _start(self) -> None:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        task = asyncio.create_task(self._look_up(batch))
+        self._running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiting and len(self._running) < self._max_in_flight:
+            self._start()
+
+    async def _look_up(self, batch: list[tuple[str, asyncio.Future[Verification | None]]]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                found = await verify_many(conn, list({token for token, _ in batch}))
+        except asyncio.CancelledError:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as error:  # the requests fail as they would on their own
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(error)
+        else:
+            for token, answer in batch:
+                if not answer.done():
+                    answer.set_result(found.get(token))
+
+
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
@@ -88,6 +144,7 @@ def verification_routes(
 ) -> list[Route]:
     """The two verification routes, bound to a pool of the services' role."""
     limiter = FailedLookupLimiter(failed_per_minute)
+    lookups = TokenLookups(pool)
 
     async def verify_page(request: Request) -> Response:
         client = request.client.host if request.client else "unknown"
@@ -100,8 +157,7 @@ def verification_routes(
         token = request.path_params["token"]
         found = None
         if TOKEN.fullmatch(token):
-            async with pool.acquire() as conn:
-                found = await verify(conn, token)
+            found = await lookups.verify(token)
         if found is None:
             await limiter.failed(client)
             return _not_found(request)

@@ -242,3 +242,15 @@ async def verify(conn: Connection, token: str) -> Verification | None:
     """Look a token up without tenant context (through verify_certificate)."""
     row = await _sql.verify(conn, token=token)
     return None if row is None else Verification(**dict(row))
+
+
+async def verify_many(conn: Connection, tokens: list[str]) -> dict[str, Verification]:
+    """`verify` for several tokens in one statement: token -> what it shows (the
+    tokens found only)."""
+    rows = await fetch_all(_sql.verify_many(conn, tokens=tokens))
+    found = {}
+    for row in rows:
+        fields = dict(row)
+        token = fields.pop("token")
+        found[token] = Verification(**fields)
+    return found

@@ -126,3 +126,10 @@ FROM unnest(:topics::text[], :message_keys::text[], :event_ids::uuid[], :events:
 ORDER BY u.ord
 ON CONFLICT (tenant_id, event_id) DO NOTHING
 RETURNING event_id;
+
+-- name: verify_many(tokens)
+-- verify for several tokens in one statement (concurrent requests share it): the
+-- same narrow function per token, each row tagged with the token it answers.
+SELECT t.token, v.*
+FROM unnest(:tokens::text[]) AS t(token),
+     LATERAL verify_certificate(t.token) AS v;
