@@ -36,6 +36,12 @@ from shared.messaging.topics import topic_for
 _sql = load_queries(Path(__file__).with_name("sql") / "working_set.sql")
 
 
+# Snapshots by (tenant, programme, version): immutable, shared by every enrolment
+# pinned to that version, so parsed once per process (bounded, cleared when full).
+_SNAPSHOTS: dict[tuple[UUID, UUID, int], ProgrammeSnapshot] = {}
+_SNAPSHOTS_KEPT = 4096
+
+
 class NotLoaded(RuntimeError):
     """The batch needed a row the working set did not load: redo it message by message."""
 
@@ -142,7 +148,12 @@ class WorkingSet:
     async def _load_enrolments(self, ids: list[UUID]) -> None:
         if not ids:
             return
-        for row in await fetch_all(_sql.lock_enrolments(self._conn, ids=ids)):
+        rows = await fetch_all(_sql.lock_enrolments(self._conn, ids=ids))
+        pinned = {
+            r["id"]: (r["tenant_id"], r["programme_id"], r["programme_version"]) for r in rows
+        }
+        await self._load_snapshots(pinned)
+        for row in rows:
             self._enrolments[row["id"]] = Enrolment(
                 id=row["id"],
                 user_id=row["user_id"],
@@ -150,7 +161,7 @@ class WorkingSet:
                 programme_id=row["programme_id"],
                 programme_version=row["programme_version"],
                 status=row["status"],
-                snapshot=ProgrammeSnapshot.from_json(row["snapshot"]),
+                snapshot=_SNAPSHOTS[pinned[row["id"]]],
                 completed_at=row["completed_at"],
             )
             self._progress[row["id"]] = {}
@@ -170,6 +181,21 @@ class WorkingSet:
             )
         for row in await fetch_all(_sql.requested_of(self._conn, enrolment_ids=ids)):
             self._requested.add((row["enrolment_id"], row["requirement_id"], row["user_id"]))
+
+    async def _load_snapshots(self, pinned: dict[UUID, tuple[UUID, UUID, int]]) -> None:
+        """Parse the snapshots of the versions not seen yet by this process."""
+        missing: dict[tuple[UUID, UUID, int], UUID] = {}
+        for enrolment_id, key in pinned.items():
+            if key not in _SNAPSHOTS:
+                missing.setdefault(key, enrolment_id)
+        if not missing:
+            return
+        if len(_SNAPSHOTS) + len(missing) > _SNAPSHOTS_KEPT:
+            _SNAPSHOTS.clear()
+        tenant_id = next(iter(missing))[0]
+        for row in await fetch_all(_sql.snapshots_of(self._conn, ids=list(missing.values()))):
+            key = (tenant_id, row["programme_id"], row["programme_version"])
+            _SNAPSHOTS[key] = ProgrammeSnapshot.from_json(row["snapshot"])
 
     async def _probe(self, kind: str, ids: set[UUID]) -> None:
         self._probed[kind] = ids

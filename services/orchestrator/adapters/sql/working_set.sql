@@ -25,11 +25,17 @@ SELECT assignment_id, enrolment_id, requirement_id, user_id FROM assignments
 WHERE assignment_id = ANY(:assignment_ids::uuid[]);
 
 -- name: lock_enrolments(ids)
-SELECT id, user_id, org_unit_id, programme_id, programme_version, status, snapshot,
+SELECT tenant_id, id, user_id, org_unit_id, programme_id, programme_version, status,
        completed_at
 FROM enrolments WHERE id = ANY(:ids::uuid[])
 ORDER BY id
 FOR UPDATE;
+
+-- name: snapshots_of(ids)
+-- The snapshot of each programme version these enrolments are pinned to (all
+-- enrolments pinned to one version have the same, immutable, snapshot).
+SELECT DISTINCT ON (programme_id, programme_version) programme_id, programme_version, snapshot
+FROM enrolments WHERE id = ANY(:ids::uuid[]);
 
 -- name: progress_of(enrolment_ids)
 SELECT enrolment_id, requirement_id, status, submission_id, score_version, score, passed,
