@@ -57,7 +57,6 @@ ENDINGS = (
     "commit",
     "commit",
     "cross-tenant-write",
-    "session-setting",
     "exception",
     "sql-error",
     "statement-timeout",
@@ -92,15 +91,13 @@ async def _transaction(
         assert await conn.fetchval("SELECT count(*) FROM inbox WHERE tenant_id = $1", other) == 0
         await conn.execute(INSERT.format(tenant="app_current_tenant()"), event_id)
         if ending == "cross-tenant-write":
+            await conn.execute("SAVEPOINT cross_tenant")  # the refusal stays local
             try:
-                async with conn.transaction():  # a savepoint: the refusal is local
-                    await conn.execute(INSERT.format(tenant="$2"), uuid.uuid4(), other)
+                await conn.execute(INSERT.format(tenant="$2"), uuid.uuid4(), other)
             except asyncpg.InsufficientPrivilegeError:
-                pass
+                await conn.execute("ROLLBACK TO SAVEPOINT cross_tenant")
             else:
                 raise AssertionError(f"{tenant} wrote a row of {other}")
-        elif ending == "session-setting":  # a careless session-level setting
-            await conn.execute("SELECT set_config('app.tenant_id', $1, false)", str(tenant))
         elif ending == "exception":
             raise Injected
         elif ending == "sql-error":
@@ -208,6 +205,36 @@ async def test_the_tenant_setting_never_leaks_through_a_small_pool_under_failure
         endings=dict(sorted(endings.items())),
         leaks=0,
     )
+
+
+async def test_a_session_level_tenant_setting_does_not_reach_the_next_borrower(
+    settings: Settings,
+) -> None:
+    """Defence in depth: the fleet only ever sets the tenant for one transaction, but a
+    careless session-level set_config (a future code path, a debugging session through
+    the pool) must still not outlive the borrower: the pool resets the session on
+    release, else the next unit of work (even a tenant-less one, like the outbox
+    relay's) would run as that tenant."""
+    pool = await create_pool(settings.model_copy(update={"db_pool_max_size": 2}))
+    tenants = [uuid.uuid4() for _ in range(2)]
+    try:
+        for tenant in tenants:
+            async with TenantUnitOfWork(pool, tenant) as uow:
+                await definitions.ensure_tenant(uow.connection)
+                await uow.commit()
+        async with (
+            TenantUnitOfWork(pool, tenants[0]) as first,
+            TenantUnitOfWork(pool, tenants[1]) as second,
+        ):  # both pooled connections
+            for uow in (first, second):
+                await uow.connection.execute(
+                    "SELECT set_config('app.tenant_id', $1, false)", str(uow.tenant_id)
+                )
+                await uow.commit()
+        for _ in range(4):
+            await _probe(pool)
+    finally:
+        await pool.close()
 
 
 ORCHESTRATOR_TENANTS = 6
