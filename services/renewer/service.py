@@ -1,10 +1,11 @@
 """The renewer process: a pass every interval plus the outbox relay
-(`programmes run renewer`), or one pass and a drain of the outbox
-(`programmes renew`, the Kubernetes CronJob's command)."""
+(`programmes run renewer`), or one pass publishing its outbox rows as it commits
+them, then draining what is left (`programmes renew`, the Kubernetes CronJob's command)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -90,19 +91,46 @@ async def run(
 
 
 async def run_once(settings: Settings, now: datetime) -> PassResult:
-    """One pass at `now`, then publish the outbox, so that what the pass wrote is on
-    Kafka before the command exits."""
+    """One pass at `now`, publishing the outbox meanwhile and draining it at the end,
+    so that what the pass wrote is on Kafka before the command exits."""
     pool = await retry_transient(partial(create_pool, settings), maximum=2.0)
     try:
         async with pool.acquire() as conn:
             await assert_secure(conn)
-        result = await run_pass(pool, settings, now)
         sink = KafkaSink(settings.kafka_bootstrap_servers, client_id=f"programmes-{RENEWER.name}")
-        await retry_transient(sink.start, maximum=2.0)
+        relay = OutboxRelay(pool, sink)
+        written, passed = asyncio.Event(), asyncio.Event()
+        # The broker is connected to and published to while the pass runs (a pass
+        # does not wait for Kafka: if it is down, only the publishing waits).
+        publishing = asyncio.create_task(_publish(sink, relay, written, passed))
         try:
-            await OutboxRelay(pool, sink).drain()
-        finally:
-            await sink.stop()
+            result = await run_pass(pool, settings, now, on_events_enqueued=written.set)
+        except BaseException:
+            publishing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publishing
+            raise
+        passed.set()
+        await publishing
     finally:
         await pool.close()
     return result
+
+
+async def _publish(
+    sink: KafkaSink, relay: OutboxRelay, written: asyncio.Event, passed: asyncio.Event
+) -> None:
+    """Publish what the pass commits as it commits it; once it has passed, drain."""
+    await retry_transient(sink.start, maximum=2.0)
+    try:
+        while not passed.is_set():
+            written.clear()
+            await relay.drain()
+            wake = asyncio.create_task(written.wait())
+            done = asyncio.create_task(passed.wait())
+            await asyncio.wait({wake, done}, return_when=asyncio.FIRST_COMPLETED)
+            wake.cancel()
+            done.cancel()
+        await relay.drain()
+    finally:
+        await sink.stop()

@@ -19,10 +19,14 @@ from hypothesis import strategies as st
 
 from services.renewer.handlers import Renewer
 from services.renewer.renewer import PassResult, run_pass
+from services.renewer.service import run_once
 from shared.db.pool import create_pool
 from shared.db.uow import TenantUnitOfWork
+from shared.fleet import RENEWER
+from shared.messaging.topics import topic_for
 from shared.settings import Settings
 from tests.support.certificates import seed_many_certified
+from tests.support.kafka import consume, create_topics
 from tests.support.programmes import publish_sample
 from tests.support.services import Services, with_database
 
@@ -235,3 +239,27 @@ async def test_a_group_that_fails_is_settled_one_by_one(
     assert result == PassResult(renewals_opened=29, failed=1)
     monkeypatch.undo()
     assert await run_pass(pool, settings, NOW) == PassResult(renewals_opened=1)
+
+
+async def test_the_command_publishes_everything_the_pass_wrote(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    sample = await publish_sample(pool)
+    await seed_many_certified(
+        pool, sample, 40, first_issued_at=NOW - timedelta(days=340), spacing=timedelta(hours=1)
+    )
+    await create_topics(
+        settings.kafka_bootstrap_servers,
+        [topic_for(t, settings.topic_prefix) for t in RENEWER.produces],
+    )
+
+    assert await run_once(settings, NOW) == PassResult(renewals_opened=40)
+
+    async with TenantUnitOfWork(pool, sample.tenant_id) as uow:
+        pending = await uow.connection.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+    assert pending == 0
+    topic = topic_for("enrolment.created", settings.topic_prefix)
+    records = await consume(settings.kafka_bootstrap_servers, topic, 40)
+    assert len({r.value for r in records}) == 40
