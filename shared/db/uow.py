@@ -9,6 +9,7 @@ leak into the next transaction that borrows the same connection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -16,10 +17,10 @@ from uuid import UUID
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from asyncpg.transaction import Transaction
 
+_ROLE = re.compile(r"[a-z_]{1,32}")
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
-SET_ACTOR_ROLE = "SELECT set_config('app.actor_role', $1, true)"
+"""Sets the tenant for the current transaction on a connection of one's own."""
 
 
 class UnitOfWork:
@@ -28,12 +29,14 @@ class UnitOfWork:
     With no tenant set, row-level security hides every tenant row: only the
     cross-tenant SECURITY DEFINER functions (outbox relay, assignment dispatch,
     renewer scans) answer. Use `TenantUnitOfWork` for tenant data.
+
+    The transaction is opened with one round trip (BEGIN and the settings sent as
+    one simple query) and ended with one (COMMIT or ROLLBACK).
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._conn: PoolConnectionProxy | None = None
-        self._tx: Transaction | None = None
         self._committed = False
         self._after_commit: list[Callable[[], None]] = []
 
@@ -49,27 +52,31 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not open")
         return self._conn
 
-    async def _begin(self, conn: PoolConnectionProxy) -> None:
-        """Hook run inside the new transaction, before the caller gets it."""
+    def _begin(self) -> str:
+        """The statements that open the transaction (one simple query)."""
+        return "BEGIN"
 
     async def __aenter__(self) -> Self:
+        begin = self._begin()
         conn = await self._pool.acquire()
         try:
-            tx = conn.transaction()
-            await tx.start()
-            await self._begin(conn)
+            await conn.execute(begin)
         except BaseException:
-            await self._pool.release(conn)
+            try:
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+            finally:
+                await self._pool.release(conn)
             raise
-        self._conn, self._tx, self._committed = conn, tx, False
+        self._conn, self._committed = conn, False
         self._after_commit = []
         return self
 
     async def commit(self) -> None:
         """Commit the transaction."""
-        if self._tx is None:
+        if self._conn is None:
             raise RuntimeError("the unit of work is not open")
-        await self._tx.commit()
+        await self._conn.execute("COMMIT")
         self._committed = True
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -81,13 +88,12 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        conn, tx = self._conn, self._tx
-        self._conn = self._tx = None
-        if conn is None or tx is None:
+        conn, self._conn = self._conn, None
+        if conn is None:
             return
         try:
             if not self._committed:
-                await tx.rollback()
+                await conn.execute("ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # A broken connection has rolled back by itself; the pool discards it.
             pass
@@ -107,7 +113,13 @@ class TenantUnitOfWork(UnitOfWork):
         self.tenant_id = tenant_id
         self.actor_role = actor_role
 
-    async def _begin(self, conn: PoolConnectionProxy) -> None:
-        await conn.execute(SET_TENANT, str(self.tenant_id))
+    def _begin(self) -> str:
+        # Literals, not parameters (a simple query takes none): a UUID's text and
+        # a role name checked against [a-z_] cannot carry anything else.
+        tenant = UUID(str(self.tenant_id))
+        begin = f"BEGIN; SELECT set_config('app.tenant_id', '{tenant}', true)"
         if self.actor_role is not None:
-            await conn.execute(SET_ACTOR_ROLE, self.actor_role)
+            if not _ROLE.fullmatch(self.actor_role):
+                raise ValueError(f"not a role name: {self.actor_role!r}")
+            begin += f"; SELECT set_config('app.actor_role', '{self.actor_role}', true)"
+        return begin

@@ -106,38 +106,61 @@ class WorkingSet:
         ws = cls(conn)
         submissions = sorted(set(submission_ids))
         await ws._lock("submission", submissions)
+        foreign: set[UUID] = set()
         for row in await fetch_all(_sql.submissions_by_id(conn, ids=submissions)):
-            ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
+            if row["foreign"]:
+                foreign.add(row["id"])
+            else:
+                ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
         ws._absent_submissions = set(submissions) - set(ws._submissions)
+        ws._probed["submission"] = set(ws._absent_submissions)
+        ws._foreign["submission"] = foreign & ws._absent_submissions
 
         assignments = sorted(
             set(assignment_ids) | {s.assignment_id for s in ws._submissions.values()}
         )
         await ws._lock("assignment", assignments)
         ws._links = dict.fromkeys(assignments)
+        foreign = set()
         for row in await fetch_all(_sql.links_of(conn, assignment_ids=assignments)):
-            ws._links[row["assignment_id"]] = Link(
-                row["enrolment_id"], row["requirement_id"], row["user_id"]
-            )
-        ws._by_assignment = {a: [] for a in assignments}
-        for row in await fetch_all(
-            _sql.submissions_by_assignment(conn, assignment_ids=assignments)
-        ):
-            ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
-        for submission_id, submission in ws._submissions.items():
-            if submission.assignment_id in ws._by_assignment:
-                ws._by_assignment[submission.assignment_id].append(submission_id)
-        ws._scores = {s: {} for s in (*ws._submissions, *ws._absent_submissions)}
-        for row in await fetch_all(_sql.scores_of(conn, submission_ids=list(ws._scores))):
-            ws._scores[row["submission_id"]][row["score_version"]] = _Score(
-                row["score"], row["passed"], row["effective_at"]
-            )
+            if row["foreign"]:
+                foreign.add(row["assignment_id"])
+            else:
+                ws._links[row["assignment_id"]] = Link(
+                    row["enrolment_id"], row["requirement_id"], row["user_id"]
+                )
+        ws._probed["assignment"] = {a for a, link in ws._links.items() if link is None}
+        ws._foreign["assignment"] = foreign & ws._probed["assignment"]
 
-        enrolments = sorted({link.enrolment_id for link in ws._links.values() if link})
-        await ws._load_enrolments(enrolments)
-        await ws._probe("submission", ws._absent_submissions)
-        await ws._probe("assignment", {a for a, link in ws._links.items() if link is None})
+        await ws._load_attempts(assignments, submissions)
+        await ws._load_enrolments(
+            sorted({link.enrolment_id for link in ws._links.values() if link})
+        )
         return ws
+
+    async def _load_attempts(self, assignments: list[UUID], submissions: list[UUID]) -> None:
+        """Every submission of these assignments, and the score versions of those
+        and of these (possibly not yet known) submissions."""
+        self._by_assignment = {a: [] for a in assignments}
+        self._scores = {s: {} for s in submissions}
+        rows = await fetch_all(
+            _sql.attempts_of(self._conn, assignment_ids=assignments, submission_ids=submissions)
+        )
+        for row in rows:
+            submission_id = row["submission_id"]
+            if row["assignment_id"] is not None:
+                self._submissions[submission_id] = _Submission(
+                    row["assignment_id"], row["submitted_at"]
+                )
+            versions = self._scores.setdefault(submission_id, {})
+            if row["score_version"] is not None:
+                versions[row["score_version"]] = _Score(
+                    row["score"], row["passed"], row["effective_at"]
+                )
+        for submission_id, submission in self._submissions.items():
+            self._scores.setdefault(submission_id, {})
+            if submission.assignment_id in self._by_assignment:
+                self._by_assignment[submission.assignment_id].append(submission_id)
 
     async def _lock(self, kind: str, keys: Sequence[UUID]) -> None:
         names = [f"{kind}:{key}" for key in keys]
@@ -165,7 +188,12 @@ class WorkingSet:
                 completed_at=row["completed_at"],
             )
             self._progress[row["id"]] = {}
-        for row in await fetch_all(_sql.progress_of(self._conn, enrolment_ids=ids)):
+        for row in await fetch_all(_sql.ledger_of(self._conn, enrolment_ids=ids)):
+            if row["requested_by"] is not None:  # an assignment row
+                self._requested.add(
+                    (row["enrolment_id"], row["requirement_id"], row["requested_by"])
+                )
+                continue
             self._progress[row["enrolment_id"]][row["requirement_id"]] = ProgressRow(
                 requirement_id=row["requirement_id"],
                 state=RequirementState(
@@ -179,8 +207,6 @@ class WorkingSet:
                 ),
                 decision_seq=row["decision_seq"],
             )
-        for row in await fetch_all(_sql.requested_of(self._conn, enrolment_ids=ids)):
-            self._requested.add((row["enrolment_id"], row["requirement_id"], row["user_id"]))
 
     async def _load_snapshots(self, pinned: dict[UUID, tuple[UUID, UUID, int]]) -> None:
         """Parse the snapshots of the versions not seen yet by this process."""
@@ -196,11 +222,6 @@ class WorkingSet:
         for row in await fetch_all(_sql.snapshots_of(self._conn, ids=list(missing.values()))):
             key = (tenant_id, row["programme_id"], row["programme_version"])
             _SNAPSHOTS[key] = ProgrammeSnapshot.from_json(row["snapshot"])
-
-    async def _probe(self, kind: str, ids: set[UUID]) -> None:
-        self._probed[kind] = ids
-        found = await _sql.foreign_ids(self._conn, kind=kind, ids=list(ids)) if ids else []
-        self._foreign[kind] = set(found)
 
     # The LedgerStore port.
 
@@ -411,28 +432,24 @@ class WorkingSet:
     async def flush(self) -> None:
         """Write everything the batch did, one statement per table, in dependency order."""
         conn = self._conn
-        if self._new_submissions:
-            columns = _columns(self._new_submissions, 6)
-            await _sql.insert_submissions(
+        if self._new_submissions or self._new_scores:
+            subs = _columns(self._new_submissions, 6)
+            scores = _columns(self._new_scores, 7)
+            await _sql.insert_submissions_and_scores(
                 conn,
-                ids=columns[0],
-                assignment_ids=columns[1],
-                user_ids=columns[2],
-                evaluation_ids=columns[3],
-                submitted_ats=columns[4],
-                event_ids=columns[5],
-            )
-        if self._new_scores:
-            columns = _columns(self._new_scores, 7)
-            await _sql.insert_scores(
-                conn,
-                submission_ids=columns[0],
-                score_versions=columns[1],
-                scores=columns[2],
-                passed=columns[3],
-                correction_batch_ids=columns[4],
-                effective_ats=columns[5],
-                event_ids=columns[6],
+                ids=subs[0],
+                assignment_ids=subs[1],
+                user_ids=subs[2],
+                evaluation_ids=subs[3],
+                submitted_ats=subs[4],
+                event_ids=subs[5],
+                score_submission_ids=scores[0],
+                score_versions=scores[1],
+                scores=scores[2],
+                passed=scores[3],
+                correction_batch_ids=scores[4],
+                effective_ats=scores[5],
+                score_event_ids=scores[6],
             )
         if self._decisions:
             await self._flush_decisions()
@@ -496,18 +513,15 @@ class WorkingSet:
 
     async def _flush_status_changes(self) -> None:
         changed = sorted({change[0] for change in self._status_changes})
-        await _sql.update_enrolments(
+        c = _columns(self._status_changes, 8)
+        await _sql.change_enrolments(
             self._conn,
             ids=changed,
             statuses=[self._enrolments[e].status for e in changed],
             completed_ats=[self._enrolments[e].completed_at for e in changed],
             reopened=[e in self._reopened for e in changed],
-        )
-        c = _columns(self._status_changes, 8)
-        await _sql.append_enrolment_history(
-            self._conn,
             enrolment_ids=c[0],
-            statuses=c[1],
+            history_statuses=c[1],
             previous_statuses=c[2],
             reasons=c[3],
             requirement_ids=c[4],
