@@ -21,12 +21,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Nothing to reset between borrowers: the fleet keeps no session state (the
-    tenant setting is transaction-local, advisory locks are transaction-scoped, no
-    LISTEN, no cursors held). asyncpg still rolls back an open transaction first."""
-
-
 async def create_pool(settings: Settings, dsn: str | None = None) -> Pool:
     """Open a pool as the services' role (or `dsn`), ready for tenant units of work."""
     pool = await asyncpg.create_pool(
@@ -34,7 +28,9 @@ async def create_pool(settings: Settings, dsn: str | None = None) -> Pool:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         init=_init_connection,
-        reset=_keep_session,  # saves asyncpg's RESET ALL round trip per release
+        # The tenant setting is transaction-local; the default reset on release
+        # (RESET ALL, ...) still clears anything a careless session-level setting
+        # would leave for the next borrower: one round trip, kept as a defence.
         command_timeout=60,
     )
     assert pool is not None
