@@ -40,6 +40,10 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, cannot connect now
     asyncpg.exceptions.TransactionRollbackError,  # class 40: serialization failure, deadlock
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections
+    # A backend terminated mid-statement can surface on the connection's next use
+    # as a client-side state error ("cannot switch to state ..."); the pool then
+    # discards that connection, and the retry gets a fresh one.
+    asyncpg.exceptions.InternalClientError,
     KafkaConnectionError,
     KafkaTimeoutError,
     NotLeaderForPartitionError,

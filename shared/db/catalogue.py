@@ -17,6 +17,10 @@ class InsecureDatabaseRole(Exception):
 
 async def security_violations(conn: Connection) -> list[str]:
     """Every way the connected role could escape tenant isolation (empty when sound)."""
+    return [*await _role_problems(conn), *await _table_problems(conn)]
+
+
+async def _role_problems(conn: Connection) -> list[str]:
     problems: list[str] = []
     role = await _queries.role_attributes(conn)
     if role["superuser"]:
@@ -27,6 +31,11 @@ async def security_violations(conn: Connection) -> list[str]:
         problems.append(f"role {role['role']} owns {row['kind']} {row['name']}")
     if await _queries.system_role_member(conn):
         problems.append(f"role {role['role']} can act as programmes_system")
+    return problems
+
+
+async def _table_problems(conn: Connection) -> list[str]:
+    problems: list[str] = []
     tables = await fetch_all(_queries.tenant_tables(conn))
     if not tables:
         problems.append("no tenant tables found: is the database migrated?")
@@ -37,6 +46,13 @@ async def security_violations(conn: Connection) -> list[str]:
             problems.append(f"table {table['name']}: row-level security is not forced")
         if not table["tenant_policy"]:
             problems.append(f"table {table['name']}: no tenant policy with USING and WITH CHECK")
+    unprotected = {t["name"] for t in tables if not t["tenant_policy"]}
+    problems.extend(
+        f"table {row['name']}: policy {row['policy']} lets rows of other tenants through"
+        " (permissive policies are OR-ed with the tenant policy)"
+        for row in await fetch_all(_queries.open_policies(conn))
+        if row["name"] not in unprotected  # already reported above
+    )
     return problems
 
 

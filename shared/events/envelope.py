@@ -96,6 +96,8 @@ def _classify(raw: bytes, expected_type: str, error: ValidationError) -> EventDe
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         return EventDecodeError("InvalidJson", "the message value is not UTF-8 JSON")
+    except RecursionError:
+        return EventDecodeError("InvalidJson", "the message value is JSON nested too deeply")
     if not isinstance(body, dict) or any(a not in body for a in _REQUIRED_ATTRIBUTES):
         return EventDecodeError(
             "NotACloudEvent",

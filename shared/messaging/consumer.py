@@ -81,7 +81,7 @@ class EventConsumer:
         for delivery in deliveries:
             try:
                 event = decode_event(delivery.value, self.event_type, self.max_event_bytes)
-            except EventDecodeError:
+            except Exception:  # undecodable, or a failure nobody foresaw while decoding
                 await self.process(delivery)  # dead-letters it, with its log line
                 continue
             groups.setdefault(event.tenantid, []).append((delivery, event))

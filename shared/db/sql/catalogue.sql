@@ -46,3 +46,35 @@ WHERE c.relnamespace = 'public'::regnamespace
       SELECT FROM pg_attribute a
       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
 ORDER BY c.relname;
+
+-- name: open_policies()
+-- Permissive policies the current role is subject to on a tenant table that are
+-- anything but the exact tenant isolation expression. Permissive policies are
+-- OR-ed: any other one (`USING (true)`, `... OR true`) opens other tenants' rows.
+-- Restrictive policies only narrow access and are not listed.
+WITH tenant_tables AS (
+    SELECT c.relname
+    FROM pg_class c
+    WHERE c.relnamespace = 'public'::regnamespace
+      AND c.relkind IN ('r', 'p')
+      AND (c.relname = 'tenants' OR EXISTS (
+          SELECT FROM pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped))
+)
+SELECT p.tablename AS name, p.policyname AS policy
+FROM pg_policies p
+JOIN tenant_tables t ON t.relname = p.tablename
+WHERE p.schemaname = 'public'
+  AND p.permissive = 'PERMISSIVE'
+  AND EXISTS (
+      SELECT FROM unnest(p.roles) AS r (role)
+      -- (programmes_system's policies are open by design; acting as it is a
+      -- problem of its own, reported by system_role_member)
+      WHERE CASE WHEN r.role = 'public' THEN true
+                 WHEN r.role = 'programmes_system' THEN false
+                 ELSE pg_has_role(current_user, r.role, 'USAGE') END)
+  AND NOT (
+      p.qual IN ('(tenant_id = app_current_tenant())', '(id = app_current_tenant())')
+      AND (p.with_check = p.qual OR (p.with_check IS NULL AND p.cmd IN ('SELECT', 'DELETE')))
+  )
+ORDER BY 1, 2;
