@@ -61,7 +61,7 @@ from tests.support.seed import seed_enrolment, seed_programme
 SEED = 8
 # Generated batches per run (each ~1 s on the shared stack); raise it locally, e.g.
 # FAULTS_POISON_EXAMPLES=200, for a longer hunt.
-EXAMPLES = int(os.environ.get("FAULTS_POISON_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("FAULTS_POISON_EXAMPLES", "5"))
 VICTIM_TABLES = (
     "enrolments",
     "progress",
