@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint format schemas demo dev-up dev-down deploy-check bench clean
+.PHONY: install test unit faults-heavy lint format schemas demo dev-up dev-down deploy-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP) ## every test tier on a real Kafka broker and PostgreSQL (started
 
 unit: $(STAMP) ## the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit
+
+faults-heavy: $(STAMP) ## fault scenarios 2-4 at 10,000 events (slow; see docs/reliability.md)
+	FAULTS_EVENTS=10000 $(BIN)/pytest tests/faults -m heavy
 
 lint: $(STAMP) ## ruff (lint and format check), mypy --strict, schemas/ up to date
 	$(BIN)/ruff check .

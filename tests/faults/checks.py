@@ -4,6 +4,7 @@ certificates), nothing was dead-lettered, no partial rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter, defaultdict
@@ -112,26 +113,28 @@ def _processed_once(run: FaultRun, state: LedgerState) -> list[str]:
     return found
 
 
-async def _outputs(
-    run: FaultRun, state: LedgerState, expected: dict[uuid.UUID, Expected]
-) -> list[str]:
-    """Produced events: one id per decision, whatever was redelivered or replayed."""
+async def output_event_ids(run: FaultRun) -> dict[str, dict[uuid.UUID, set[uuid.UUID]]]:
+    """The produced events' ids by type and enrolment; records their figures."""
     ids: dict[str, dict[uuid.UUID, set[uuid.UUID]]] = {}
-    records = 0
-    for event_type in OUTPUTS:
-        topic = topic_for(event_type, run.target.prefix)
+    topics = [topic_for(event_type, run.target.prefix) for event_type in OUTPUTS]
+    every = await asyncio.gather(*(all_records(run.target.bootstrap, t) for t in topics))
+    for event_type, fetched in zip(OUTPUTS, every, strict=True):
         by_enrolment: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-        fetched = await all_records(run.target.bootstrap, topic)
         for record in fetched:
             event = json.loads(record.value)
             by_enrolment[uuid.UUID(event["data"]["enrolment_id"])].add(uuid.UUID(event["id"]))
         ids[event_type] = by_enrolment
-        records += len(fetched)
-    distinct = sum(len(v) for by in ids.values() for v in by.values())
-    run.figures.output_duplicates = records - distinct
-    run.figures.extra["output_event_ids"] = digest(
-        sorted(str(i) for by in ids.values() for v in by.values() for i in v)
-    )
+    distinct = sorted(str(i) for by in ids.values() for v in by.values() for i in v)
+    run.figures.output_duplicates = sum(len(f) for f in every) - len(distinct)
+    run.figures.extra["output_event_ids"] = digest(distinct)
+    return ids
+
+
+async def _outputs(
+    run: FaultRun, state: LedgerState, expected: dict[uuid.UUID, Expected]
+) -> list[str]:
+    """Produced events: one id per decision, whatever was redelivered or replayed."""
+    ids = await output_event_ids(run)
     completed, completions = ids["enrolment.completed"], state.completions()
     run.figures.completed = sum(1 for e in expected.values() if e.complete)
     run.figures.certified = sum(1 for r in state["enrolments"] if r["status"] == "certified")
@@ -158,9 +161,10 @@ async def _outputs(
 
 async def _dead_letters(run: FaultRun) -> list[str]:
     found = []
-    for event_type in (*ORCHESTRATOR.consumes, *CERTIFIER.consumes):
-        topic = dead_letter_topic(topic_for(event_type, run.target.prefix))
-        letters = await all_records(run.target.bootstrap, topic)
+    consumed = (*ORCHESTRATOR.consumes, *CERTIFIER.consumes)
+    topics = [dead_letter_topic(topic_for(t, run.target.prefix)) for t in consumed]
+    every = await asyncio.gather(*(all_records(run.target.bootstrap, t) for t in topics))
+    for topic, letters in zip(topics, every, strict=True):
         if letters:
             headers = dict(letters[0].headers)
             why = headers.get("x-dlq-error-class", b""), headers.get("x-dlq-error-message", b"")
@@ -171,7 +175,7 @@ async def _dead_letters(run: FaultRun) -> list[str]:
 async def _assignments(run: FaultRun, state: LedgerState) -> list[str]:
     """One assignment per idempotency key and per (enrolment, requirement), in the
     delivery engine as in the ledger."""
-    async with httpx.AsyncClient(base_url=run.engine.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=run.engine_url, timeout=30) as client:
         made = (await client.get("/api/v1/assignments")).json()
     found = []
     per_requirement = Counter(

@@ -1,6 +1,7 @@
 """The fault harness: one planned workload through the real fleet — orchestrator
-processes, the certifier, the reference delivery engine, each a `programmes run`
-process — on real topics and a real database, while a scenario breaks things;
+processes and the certifier, each a `programmes run` process, with the reference
+delivery engine (in this process: it plays the platform) — on real topics and a
+real database, while a scenario breaks things;
 then the end state is checked against the oracle (tests/support/oracle.py) and
 against the invariants no fault may break (tests/faults/checks.py).
 
@@ -15,6 +16,7 @@ against the invariants no fault may break (tests/faults/checks.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -33,17 +35,18 @@ from shared.db.pool import create_pool
 from shared.fleet import CERTIFIER, FLEET, ORCHESTRATOR
 from shared.messaging.topics import dead_letter_topic, topic_for
 from shared.settings import Settings
-from tests.faults.checks import problems
+from tests.faults.checks import output_event_ids, problems
 from tests.support.cli import cli_environment
 from tests.support.feeder import Copies, Feeder, planned_messages
+from tests.support.fleet import delivery_engine
 from tests.support.kafka import create_topics, lag
-from tests.support.ledger_state import read_ledger
+from tests.support.ledger_state import ledger_hash, read_ledger
 from tests.support.oracle import expect
 from tests.support.orchestration import committed_offsets
 from tests.support.processes import ServiceProcess, environment, supervise
 from tests.support.workload import Workload, plan_workload, publish_programmes
 
-DEFAULT_EVENTS = 800
+DEFAULT_EVENTS = 200
 EVENTS = int(os.environ.get("FAULTS_EVENTS", DEFAULT_EVENTS))
 TENANTS = 3
 PARTITIONS = 6  # of the consumed topics: room for three orchestrator processes
@@ -144,14 +147,17 @@ class FaultRun:
         self.last_fault_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._env: dict[str, str] = {}
+        self._exit_stack = contextlib.AsyncExitStack()
+        self.engine_url = ""
 
     async def __aenter__(self) -> FaultRun:
         print(f"\nfault scenario {self.scenario}: seed {self.seed}", file=sys.stderr)
         began = time.monotonic()
         await self._create_topics()
         self._env = environment(cli_environment(self.target.settings()))
-        engine = self._process("delivery-engine")
-        self._env = {**self._env, "ASSIGNMENT_SERVICE_URL": engine.base_url}
+        engine = await self._exit_stack.enter_async_context(delivery_engine())
+        self.engine_url = f"http://127.0.0.1:{engine.port}"
+        self._env = {**self._env, "ASSIGNMENT_SERVICE_URL": self.engine_url}
         self._process("certifier")
         self.orchestrators = [self._process("orchestrator") for _ in range(self._initial)]
         starting = asyncio.gather(*(p.start() for p in self.processes))
@@ -181,7 +187,7 @@ class FaultRun:
             self.workload,
             self.target.bootstrap,
             self.target.prefix,
-            engine.base_url,
+            self.engine_url,
             copies=self.copies,
             seed=self.seed,
             rate=self.figures.messages / self._feed_seconds if self._feed_seconds else None,
@@ -198,6 +204,7 @@ class FaultRun:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(p.close() for p in self.processes))
+        await self._exit_stack.aclose()
 
     def _process(self, name: str) -> ServiceProcess:
         index = sum(1 for p in self.processes if p.name.startswith(name))
@@ -211,12 +218,8 @@ class FaultRun:
         return process
 
     @property
-    def engine(self) -> ServiceProcess:
-        return self.processes[0]
-
-    @property
     def certifier(self) -> ServiceProcess:
-        return self.processes[1]
+        return self.processes[0]
 
     async def _create_topics(self) -> None:
         types = sorted({t for s in FLEET for t in (*s.consumes, *s.produces)})
@@ -305,8 +308,14 @@ class FaultRun:
             return False
         return bool(busy == 0)
 
+    async def snapshot(self) -> tuple[str, str]:
+        """The ledger hash and a hash of the output event ids, as they are now."""
+        state = await read_ledger(self.target.admin_url)
+        await output_event_ids(self)
+        return ledger_hash(state), str(self.figures.extra["output_event_ids"])
+
     async def engine_stats(self) -> dict[str, int]:
-        async with httpx.AsyncClient(base_url=self.engine.base_url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=self.engine_url, timeout=10) as client:
             stats: dict[str, int] = (await client.get("/_admin/stats")).json()
         return stats
 
@@ -319,7 +328,7 @@ class FaultRun:
         figures.orchestrator_starts = sum(p.starts for p in self.orchestrators)
         figures.kills = sum(p.kills for p in self.processes)
         figures.crashes = sum(len(p.crashes) for p in self.processes)
-        figures.duplicates_seen = sum(p.handled("duplicate") for p in self.orchestrators)
+        figures.duplicates_seen = sum(p.duplicates() for p in self.orchestrators)
         figures.engine_replays = (await self.engine_stats())["replayed"]
         figures.extra["crash_logs"] = [c for p in self.processes for c in p.crashes]
         figures.extra["result"] = "fail" if found else "pass"

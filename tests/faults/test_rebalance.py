@@ -13,7 +13,7 @@ import pytest
 from tests.faults.harness import EVENTS, FaultRun, Target, seed, timeout_for
 from tests.support.oracle import canonical, digest, expect
 
-FEED_SECONDS = 20.0
+FEED_SECONDS = 15.0
 
 
 @pytest.mark.timeout(timeout_for(EVENTS))

@@ -138,13 +138,16 @@ class ServiceProcess:
                     records.append(json.loads(line))
         return records
 
-    def handled(self, outcome: str) -> int:
-        """How many messages the log says ended with `outcome`."""
-        return sum(
-            1
-            for r in self.log_records()
-            if r.get("event") == "message handled" and r.get("outcome") == outcome
-        )
+    def duplicates(self) -> int:
+        """Messages the log says were skipped as already processed (one by one, or
+        counted per batch)."""
+        total = 0
+        for record in self.log_records():
+            if record.get("event") == "message handled" and record.get("outcome") == "duplicate":
+                total += 1
+            elif record.get("event") == "duplicates skipped":
+                total += int(record.get("duplicates", 0))
+        return total
 
 
 async def supervise(processes: list[ServiceProcess], interval: float = 0.5) -> None:
