@@ -23,7 +23,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import asyncpg
-import pytest
 
 from services.definitions import service as definitions
 from services.orchestrator import service as orchestrator
@@ -295,14 +294,14 @@ async def test_interleaved_tenants_through_the_orchestrator_with_failing_transac
     )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="InternalClientError (reported)")
 async def test_a_terminated_backend_is_a_transient_fault(
     services: Services, database: str, settings: Settings
 ) -> None:
-    """Product bug (reported): when PostgreSQL terminates a backend mid-statement,
-    asyncpg sometimes reports it on the connection's next use as InternalClientError
-    ("cannot switch to state 12; another operation (2) is in progress"), which
-    shared/errors.is_transient does not count as transient. The consumer pipeline then
+    """Found by this tier (fixed: shared/errors.py): when PostgreSQL terminates a
+    backend mid-statement, asyncpg sometimes reports it on the connection's next use
+    as InternalClientError ("cannot switch to state 12; another operation (2) is in
+    progress"), which shared/errors.is_transient did not count as transient. The
+    consumer pipeline then
     dead-letters a VALID message as an "unexpected failure", and a background loop
     (relay, dispatcher) that meets it stops the whole service ("background loop
     failed"). Seen through the orchestrator with backends terminated every ~0.25 s."""
