@@ -102,7 +102,8 @@ class Renewer:
             c.id: domain.Decision(open_renewal=c.id in opened, expire=c.id in expired)
             for c, _, _ in decided
         }
-        return [done.get(i, domain.Decision()) for i in certificate_ids]
+        # A certificate named twice is settled once: the second time finds nothing to do.
+        return [done.pop(i, domain.Decision()) for i in certificate_ids]
 
     async def _open_renewal(
         self,

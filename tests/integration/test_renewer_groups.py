@@ -185,7 +185,8 @@ async def run_scenario(
         world = new_world(len(scenario))
         await seed(single, world, scenario)
         await seed(grouped, world, scenario)
-        ids = [*world.certificates, uuid.uuid4()]  # and one not of this tenant
+        # and one not of this tenant, and one named twice
+        ids = [*world.certificates, uuid.uuid4(), world.certificates[0]]
         random.Random(order).shuffle(ids)
         renewer = Renewer("p.", "https://verify.example")
         expected = []
