@@ -107,7 +107,7 @@ class GroupPlanner:
         enrolment = self._enrolment(data.enrolment_id)
         if event.id in self._issued:
             return "already_issued"
-        if not should_issue(enrolment.status, enrolment.completed_at, data.completed_at):
+        if not should_issue(enrolment.status) or enrolment.completed_at is None:
             return "stale"
         previous = self._live.get(enrolment.id)
         if previous is not None:  # a completion after a reopening we have not seen yet
@@ -115,13 +115,13 @@ class GroupPlanner:
         issue = NewCertificate(
             id=derived_id("certificate", self._tenant_id, event.id),
             enrolment=enrolment,
-            issued_at=data.completed_at,
+            issued_at=enrolment.completed_at,
             public_token=self._new_token(),
             completion_event_id=event.id,
         )
         self.plan.issues.append(issue)
         cause = (event.id, event.type, event.time)
-        self.plan.certifications.append(Certification(enrolment, data.completed_at, cause))
+        self.plan.certifications.append(Certification(enrolment, enrolment.completed_at, cause))
         self.plan.emissions.append(Emission("certificate.issued", issue.id, enrolment, event))
         self._issued.add(event.id)
         self._live[enrolment.id] = issue

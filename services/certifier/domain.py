@@ -9,16 +9,18 @@ VerificationStatus = Literal["valid", "expired", "revoked"]
 HolderNameRule = Literal["full", "initials", "hidden"]
 
 
-def should_issue(
-    enrolment_status: str, enrolment_completed_at: datetime | None, event_completed_at: datetime
-) -> bool:
-    """Issue only for the enrolment's current completion.
+def should_issue(enrolment_status: str) -> bool:
+    """Issue only while the enrolment is complete and not yet certified.
 
-    An `enrolment.completed` whose completion was since taken back (the
-    enrolment is in progress again) or replaced by a later one is stale: events
-    on different topics arrive in any order, the enrolment row is the truth.
+    The certificate is made from the enrolment row, not from the event: events on
+    different topics arrive in any order, and the row is the truth. An
+    `enrolment.completed` whose completion was since taken back (in progress
+    again) is stale; one whose completion time the orchestrator has corrected
+    since (an earlier passing attempt arrived late) still certifies, at the
+    corrected time; once certified, later completion events of the same
+    completion change nothing.
     """
-    return enrolment_status == "completed" and enrolment_completed_at == event_completed_at
+    return enrolment_status == "completed"
 
 
 def reopen_applies(enrolment_status: str) -> bool:

@@ -68,7 +68,7 @@ class Certifier:
         enrolment = await _enrolment(store, data.enrolment_id)
         if await store.issued_for(event.id):
             return "already_issued"
-        if not should_issue(enrolment.status, enrolment.completed_at, data.completed_at):
+        if not should_issue(enrolment.status) or enrolment.completed_at is None:
             return "stale"
         previous = await store.live_certificate(enrolment.id)
         if previous is not None:  # a completion after a reopening we have not seen yet
@@ -82,7 +82,7 @@ class Certifier:
             org_unit_id=enrolment.org_unit_id,
             programme_id=enrolment.programme_id,
             programme_version=enrolment.programme_version,
-            issued_at=data.completed_at,
+            issued_at=enrolment.completed_at,
             public_token=self._new_token(),
             holder_display_name=enrolment.user_display_name,
             completion_event_id=event.id,

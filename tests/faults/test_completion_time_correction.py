@@ -1,6 +1,7 @@
-"""A product bug the fault scenarios found (see docs/reliability.md, "Findings"):
-an enrolment whose completion time is corrected before the certifier reads its
-`enrolment.completed` is never certified.
+"""A product bug the fault scenarios found (see docs/reliability.md, "Findings"), now
+fixed: an enrolment whose completion time is corrected before the certifier reads its
+`enrolment.completed` was never certified. The certifier now certifies a complete
+enrolment from its row, at the corrected time (services/certifier/domain.py).
 
 The orchestrator corrects the completion time of a still-complete enrolment when an
 earlier passing attempt arrives late ("completion_time_corrected"), without a new
@@ -20,7 +21,6 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 
 from services.certifier import service as certifier
 from shared.db.uow import TenantUnitOfWork
@@ -48,11 +48,6 @@ async def _completed_at(pool: asyncpg.Pool, tenant: uuid.UUID, enrolment: uuid.U
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a completion whose time is corrected before the certifier reads "
-    "enrolment.completed is dropped as stale and never certified",
-)
 async def test_an_enrolment_whose_completion_time_is_corrected_is_still_certified(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:

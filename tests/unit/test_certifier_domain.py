@@ -60,11 +60,11 @@ def test_verification_status(status: str, expires_at: datetime | None, expected:
     assert verification_status(status, expires_at, NOW) == expected
 
 
-def test_only_the_current_completion_issues() -> None:
-    assert should_issue("completed", NOW, NOW)
-    assert not should_issue("in_progress", None, NOW)  # reopened since
-    assert not should_issue("completed", NOW + timedelta(hours=1), NOW)  # a later completion
-    assert not should_issue("certified", NOW, NOW)
+def test_only_a_complete_uncertified_enrolment_issues() -> None:
+    assert should_issue("completed")  # whatever completion event says so, at the row's time
+    assert not should_issue("in_progress")  # reopened since
+    assert not should_issue("certified")  # already issued for this completion
+    assert not should_issue("expired")
 
 
 def test_a_reopening_revokes_only_while_it_holds() -> None:
