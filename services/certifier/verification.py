@@ -203,6 +203,8 @@ def verification_routes(
         return _PageJSON(view)
 
     return [
-        Route("/certs/verify/{token}", verify_page, methods=["GET"]),
-        Route("/api/v1/certs/verify/{token}", verify_page, methods=["GET"]),
+        # {token:path}: whatever follows (slashes, nothing) is a token that gets the
+        # same 404 as any other unknown one, counted by the limiter.
+        Route("/certs/verify/{token:path}", verify_page, methods=["GET"]),
+        Route("/api/v1/certs/verify/{token:path}", verify_page, methods=["GET"]),
     ]
