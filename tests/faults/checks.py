@@ -20,7 +20,7 @@ from tests.support.ledger_state import (
     invariant_violations,
     ledger_hash,
 )
-from tests.support.oracle import Canonical, Expected, canonical, differences, digest
+from tests.support.oracle import Expected, canonical, differences, digest
 from tests.support.orchestration import all_records
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ async def problems(
 ) -> list[str]:
     """Everything wrong with the end state of `run` (empty: all good); fills its figures."""
     wanted, actual = canonical(expected), canonical_state(state)
-    stale = _tolerate_stale_completions(state, wanted, actual)
-    run.figures.extra["stale_completions"] = len(stale)
     run.figures.state_hash = digest(actual)
     run.figures.ledger_hash = ledger_hash(state)
     found = [f"ledger differs from the oracle: {d}" for d in differences(wanted, actual)]
@@ -49,32 +47,6 @@ async def problems(
     found += await _dead_letters(run)
     found += await _assignments(run, state)
     return found
-
-
-def _tolerate_stale_completions(
-    state: LedgerState, wanted: Canonical, actual: Canonical
-) -> list[str]:
-    """Count as certified, in `actual`, the enrolments left uncertified by the known
-    bug of tests/faults/test_completion_time_correction.py (strict xfail there): still
-    `completed`, no certificate, and the completion time corrected after completing.
-    Returns them; everything else about them is still compared."""
-    history: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for h in state["enrolment_history"]:
-        reason = h["reason"]
-        if h["previous_status"] == "in_progress" and h["status"] == "completed":
-            history[h["enrolment_id"]] = []  # only what followed the last completion counts
-        history[h["enrolment_id"]].append(reason)
-    stale = []
-    for key, got in actual.items():
-        if (
-            got["status"] == "completed"
-            and got["live_certificates"] == 0
-            and wanted.get(key, {}).get("status") == "certified"
-            and "completion_time_corrected" in history[uuid.UUID(key)]
-        ):
-            actual[key] = {**got, "status": "certified", "live_certificates": 1}
-            stale.append(key)
-    return stale
 
 
 def _history(state: LedgerState, enrolment_id: uuid.UUID) -> list[str]:
@@ -149,6 +121,12 @@ async def _outputs(
             )
         elif e.monotone and count != (1 if e.complete else 0):
             found.append(f"enrolment {enrolment_id}: {count} enrolment.completed ids")
+    live = {r["enrolment_id"]: r for r in state["certificates"] if r["status"] != "revoked"}
+    run.figures.extra["certificates_not_at_completion_time"] = sum(
+        1
+        for enrolment_id, e in expected.items()
+        if enrolment_id in live and live[enrolment_id]["issued_at"] != e.completed_at
+    )
     all_completions = {i for v in completed.values() for i in v}
     for certificate in state["certificates"]:
         if certificate["completion_event_id"] not in all_completions:

@@ -1,14 +1,12 @@
-"""A product bug the fault scenarios found (see docs/reliability.md, "Findings"), now
-fixed: an enrolment whose completion time is corrected before the certifier reads its
-`enrolment.completed` was never certified. The certifier now certifies a complete
-enrolment from its row, at the corrected time (services/certifier/domain.py).
+"""A product bug the fault scenarios found (docs/reliability.md, "Findings"), since
+fixed: an enrolment whose completion time was corrected before the certifier read its
+`enrolment.completed` was never certified.
 
 The orchestrator corrects the completion time of a still-complete enrolment when an
 earlier passing attempt arrives late ("completion_time_corrected"), without a new
-event; the certifier then finds the event's `completed_at` different from the
-enrolment's and drops it as stale (services/certifier/domain.py, should_issue).
-Nothing else ever certifies the enrolment: it stays `completed`, without a
-certificate, and the final ledger depends on the arrival order (ADR 0007).
+event. The certifier used to drop the event as stale, its `completed_at` no longer
+being the enrolment's, and nothing else ever certified the enrolment; it now
+certifies a complete enrolment from its row, at the corrected time.
 
 This test plays that order deterministically: the certifier starts only once the
 correction is committed.
@@ -30,7 +28,7 @@ from shared.messaging.topics import topic_for
 from shared.settings import Settings
 from tests.support.events import enrolment_created, submission_created
 from tests.support.fleet import configure, delivery_engine, free_port, running, send
-from tests.support.journeys import NOW
+from tests.support.journeys import NOW, certificates
 from tests.support.kafka import drained, eventually
 from tests.support.orchestration import (
     assignments_created,
@@ -98,3 +96,6 @@ async def test_an_enrolment_whose_completion_time_is_corrected_is_still_certifie
         )
 
     assert await enrolment_status(pool, tenant, enrolment) == "certified"
+    [certificate] = await certificates(pool, tenant)
+    assert certificate["status"] == "active"
+    assert certificate["issued_at"] == NOW + timedelta(minutes=20)

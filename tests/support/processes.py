@@ -170,6 +170,7 @@ def environment(base: Mapping[str, str], **extra: str) -> dict[str, str]:
         PROGRAMMES_LOG_LEVEL="INFO",
         PROGRAMMES_DB_POOL_MAX="6",
         PYTHONUNBUFFERED="1",
+        PROGRAMMES_DEBUG="1",  # a crash leaves its traceback in the log
     )
     env.update(extra)
     return env

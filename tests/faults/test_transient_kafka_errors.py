@@ -1,0 +1,29 @@
+"""A product bug scenario 3 found (docs/reliability.md, "Findings"): a broker restart
+can make a service exit.
+
+Right after the broker comes back, partitions have no leader for a moment and the
+outbox relay's publish fails with LeaderNotAvailableError. That error is retriable
+(aiokafka marks it so), but it is not in shared/errors.py's transient faults: the
+relay's retry lets it through, the relay loop dies and `serve` stops the whole
+service ("error: RuntimeError: background loop failed: LeaderNotAvailableError()",
+exit 1). Nothing is lost — a restarted process publishes the rows — but every
+orchestrator and certifier can crash together on a routine broker restart, where
+the README promises that an unavailable broker is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.errors import LeaderNotAvailableError
+
+from shared.errors import is_transient
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: LeaderNotAvailableError (retriable) is not a transient fault, "
+    "so a broker restart can stop the outbox relay and the service with it",
+)
+def test_a_partition_without_a_leader_is_a_transient_fault() -> None:
+    assert LeaderNotAvailableError.retriable
+    assert is_transient(LeaderNotAvailableError())
