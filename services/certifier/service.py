@@ -28,6 +28,10 @@ async def run(settings: Settings, stop: asyncio.Event | None = None) -> None:
                 "enrolment.completed": certifier.on_enrolment_completed,
                 "enrolment.reopened": certifier.on_enrolment_reopened,
             },
+            batch_handlers={
+                "enrolment.completed": certifier.on_enrolments_completed,
+                "enrolment.reopened": certifier.on_enrolments_reopened,
+            },
         )
         port = DEFAULT_HTTP_PORT if settings.http_port is None else settings.http_port
         routes = verification_routes(runtime.pool)
