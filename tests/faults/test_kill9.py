@@ -2,25 +2,31 @@
 moments while they work through the workload, and restarted → nothing lost, nothing
 doubled.
 
-Three processes share the work; each of two rounds kills all three, one after the
-other at random moments while the group is consuming, then restarts them (six kills).
-A SIGKILLed consumer stays in its group until its session expires (~10 s), which
-stalls the group: killing every process in a round pays that stall once per round.
+Three processes share the work; each round kills all three, one after the other at
+random short gaps, then restarts them. A SIGKILLed consumer stays in its group until
+its session expires (~10 s), which stalls the group: killing every process in a round
+pays that stall once per round.
 
-The product cannot be instrumented from here, so the windows named by the issue —
-mid-transaction, after a commit but before the offset commit, after an assignment
-call but before its commit — are hit statistically: each kill lands at a random
-delay after the consumer group made progress (its lag was decreasing), and the
-figures show which windows were hit: transactions the victim had open at the kill,
-assignments the engine had answered but whose link was not committed yet, and
-messages found already processed after the restart (applied and committed, offset
-not committed).
+The product cannot be instrumented from here, so two of the three rounds hit the
+windows the issue names statistically: they start at a random point of the run, once
+the group has committed progress since the last restart (its lag is decreasing), and
+the figures show which windows the kills hit — transactions the victim had open,
+assignments the engine had answered whose link was not committed yet, and messages
+found already processed after the restart (applied and committed, offset not
+committed). The first round is aimed instead: the test holds a SHARE lock on the
+assignments table (from outside, as an administrator), so that a dispatcher answered
+by the delivery engine blocks before committing the link, and consumer transactions
+block mid-way; every process is killed in that state, the lock released, and the
+restarted dispatchers must ask again and get the same assignment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,9 +36,10 @@ import psutil
 import pytest
 
 from tests.faults.harness import EVENTS, FaultRun, Target, seed, timeout_for
+from tests.support.kafka import eventually
 from tests.support.processes import ServiceProcess
 
-ROUNDS = 2
+ROUNDS = 2  # at random moments, plus one aimed round
 PROCESSES = 3
 SECONDS_PER_ROUND = 30  # the group stalls until the killed members' sessions expire
 
@@ -74,34 +81,97 @@ async def answered_unlinked(run: FaultRun) -> int:
     return len(answered & {r["idempotency_key"] for r in requested})
 
 
+async def requested(admin_url: str) -> int:
+    """Assignment requests recorded, not yet linked to an engine assignment."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        return int(
+            await conn.fetchval("SELECT count(*) FROM assignments WHERE status = 'requested'")
+        )
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def links_held(admin_url: str) -> AsyncIterator[int]:
+    """Hold every write to the assignments table (a SHARE lock; reads go on): a
+    dispatcher answered by the engine now blocks before committing the link, and so
+    does a consumer transaction recording new requests. Yields the requests pending."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE assignments IN SHARE MODE")
+            yield int(
+                await conn.fetchval("SELECT count(*) FROM assignments WHERE status = 'requested'")
+            )
+    finally:
+        await conn.close()
+
+
+async def aimed_round(run: FaultRun, rng: random.Random, kills: Kills) -> int:
+    """Kill every process while assignment calls are answered but their links cannot
+    commit; returns how many such calls there were."""
+    while True:
+        await eventually(lambda: _positive(requested(run.target.admin_url)), within=120)
+        async with links_held(run.target.admin_url) as pending:
+            if not pending:
+                continue  # linked meanwhile: try again
+            await eventually(lambda: _positive(answered_unlinked(run)), within=60)
+            aimed = await answered_unlinked(run)
+            await kills.round(run, rng, "links held")
+        await kills.restart(run)
+        return aimed
+
+
+async def _positive(count: Awaitable[int]) -> bool:
+    return await count > 0
+
+
+@dataclass
+class Kills:
+    """Kills the orchestrator processes in rounds, measuring each kill's moment."""
+
+    open_transactions: list[int] = field(default_factory=list)
+    answered_unlinked: list[int] = field(default_factory=list)
+
+    async def round(self, run: FaultRun, rng: random.Random, when: str) -> None:
+        """SIGKILL every orchestrator process, in random order, at random short gaps."""
+        for victim in rng.sample(run.orchestrators, len(run.orchestrators)):
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            self.answered_unlinked.append(await answered_unlinked(run))
+            self.open_transactions.append(await open_transactions(run.target.admin_url, victim))
+            await victim.kill()
+            run.fault(f"SIGKILL {victim.name} ({when})")
+
+    async def restart(self, run: FaultRun) -> None:
+        await asyncio.gather(*(p.start(ready_within=None) for p in run.orchestrators))
+
+
 @pytest.mark.heavy
-@pytest.mark.timeout(timeout_for(EVENTS) + ROUNDS * SECONDS_PER_ROUND)
+@pytest.mark.timeout(timeout_for(EVENTS) + (ROUNDS + 1) * SECONDS_PER_ROUND)
 async def test_sigkilled_orchestrators_lose_nothing_and_double_nothing(
     shared_target: Target, workdir: Path
 ) -> None:
     chosen = seed()
     rng = random.Random(chosen)
     marks = sorted(rng.uniform(0.15, 0.7) for _ in range(ROUNDS))
-    open_at_kill, unlinked_at_kill = [], []
+    kills = Kills()
     async with FaultRun(
         shared_target, workdir, "kill9", events=EVENTS, seed=chosen, orchestrators=PROCESSES
     ) as run:
         run.feed()
+        aimed = await aimed_round(run, rng, kills)
         done = 0
         for mark in marks:
             # Only once the restarted processes have committed progress: mid-stream.
             done = await run.wait_processed_beyond(max(done, mark * run.figures.messages))
-            for victim in rng.sample(run.orchestrators, len(run.orchestrators)):
-                await asyncio.sleep(rng.uniform(0.0, 0.5))
-                unlinked_at_kill.append(await answered_unlinked(run))
-                open_at_kill.append(await open_transactions(run.target.admin_url, victim))
-                await victim.kill()
-                run.fault(f"SIGKILL {victim.name} after {done}/{run.figures.messages} records")
-            await asyncio.gather(*(p.start(ready_within=None) for p in run.orchestrators))
+            await kills.round(run, rng, f"after {done}/{run.figures.messages} records")
+            await kills.restart(run)
         await run.settle()
-        run.figures.extra["transactions_open_at_kills"] = open_at_kill
-        run.figures.extra["assignments_answered_unlinked_at_kills"] = unlinked_at_kill
+        run.figures.extra["transactions_open_at_kills"] = kills.open_transactions
+        run.figures.extra["assignments_answered_unlinked_at_kills"] = kills.answered_unlinked
         figures = await run.verify()
 
-    assert figures.kills == PROCESSES * ROUNDS
+    assert figures.kills == PROCESSES * (ROUNDS + 1)
+    assert aimed > 0 and figures.engine_replays >= aimed  # asked again, same assignment
     assert figures.crashes == 0
