@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotLeaderForPartitionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+)
 
 
 class PermanentError(Exception):
@@ -51,5 +56,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for faults to retry with backoff rather than dead-letter."""
+    """True for faults to retry with backoff rather than dead-letter: the ones above,
+    and every Kafka error the client marks retriable (no leader for a partition right
+    after a broker restart, a coordinator moving, ...)."""
+    if isinstance(error, KafkaError) and error.retriable:
+        return True
     return isinstance(error, _TRANSIENT)
