@@ -20,8 +20,11 @@ ON CONFLICT (tenant_id, event_id) DO NOTHING
 RETURNING id;
 
 -- name: outbox_claim(limit)
--- Unpublished rows of every tenant, locked until the relay's transaction ends.
-SELECT * FROM outbox_claim(:limit);
+-- Unpublished rows of every tenant, locked until the relay's transaction ends: the
+-- event as the text to publish, and the two attributes the Kafka headers repeat.
+SELECT id, topic, message_key, event::text AS body, event_id,
+       event->>'traceparent' AS traceparent, created_at
+FROM outbox_claim(:limit);
 
 -- name: outbox_mark_published(ids)$
 SELECT outbox_mark_published(:ids::bigint[]);
