@@ -4,11 +4,11 @@ could make a service exit.
 
 Right after the broker comes back, partitions have no leader for a moment and the
 outbox relay's publish fails with LeaderNotAvailableError. That error is retriable
-(aiokafka marks it so), but it is not in shared/errors.py's transient faults: the
-relay's retry lets it through, the relay loop dies and `serve` stops the whole
+(aiokafka marks it so), but it was not among shared/errors.py's transient faults: the
+relay's retry let it through, the relay loop died and `serve` stopped the whole
 service ("error: RuntimeError: background loop failed: LeaderNotAvailableError()",
-exit 1). Nothing is lost — a restarted process publishes the rows — but every
-orchestrator and certifier can crash together on a routine broker restart, where
+exit 1). Nothing was lost — a restarted process publishes the rows — but every
+orchestrator and certifier could crash together on a routine broker restart, where
 the README promises that an unavailable broker is retried with backoff.
 """
 
