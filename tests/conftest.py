@@ -18,7 +18,7 @@ from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.settings import Settings
 from tests.support.kafka import delete_topics_with_prefix
-from tests.support.services import Services, provide_services, with_database
+from tests.support.services import Services, database_copy, provide_services, with_database
 
 
 @pytest.fixture(scope="session")
@@ -47,17 +47,17 @@ async def template_database(services: Services) -> AsyncIterator[str]:
 @pytest.fixture
 async def database(services: Services, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database of this test's own (its name)."""
-    name = f"programmes_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(services.admin_url)
-    try:
-        await admin.execute(
-            f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" '
-            "OWNER programmes_owner STRATEGY FILE_COPY"
-        )
+    async with database_copy(services.admin_url, template_database) as name:
         yield name
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+
+
+@pytest.fixture
+async def twin_settings(
+    services: Services, template_database: str, settings: Settings
+) -> AsyncIterator[Settings]:
+    """`settings` on a second fresh database, for tests that compare two paths."""
+    async with database_copy(services.admin_url, template_database) as name:
+        yield settings.model_copy(update={"database_url": with_database(services.app_url, name)})
 
 
 @pytest.fixture

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -32,6 +34,20 @@ class Enrolment:
     snapshot: ProgrammeSnapshot
     completed_at: datetime | None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], snapshot: ProgrammeSnapshot) -> Enrolment:
+        """An `enrolments` row (and the snapshot it is pinned to)."""
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            org_unit_id=row["org_unit_id"],
+            programme_id=row["programme_id"],
+            programme_version=row["programme_version"],
+            status=row["status"],
+            snapshot=snapshot,
+            completed_at=row["completed_at"],
+        )
+
 
 @dataclass(frozen=True)
 class ProgressRow:
@@ -40,6 +56,24 @@ class ProgressRow:
     requirement_id: UUID
     state: RequirementState
     decision_seq: int
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProgressRow:
+        """A `progress` row (its `completed_at` read as `met_at`)."""
+        score = row["score"]
+        return cls(
+            requirement_id=row["requirement_id"],
+            state=RequirementState(
+                status=row["status"],
+                attempt_count=row["attempt_count"],
+                submission_id=row["submission_id"],
+                score_version=row["score_version"],
+                score=None if score is None else Decimal(score),
+                passed=row["passed"],
+                met_at=row["met_at"],
+            ),
+            decision_seq=row["decision_seq"],
+        )
 
 
 @dataclass(frozen=True)

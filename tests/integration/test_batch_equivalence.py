@@ -33,8 +33,8 @@ from tests.support.ledger_scenarios import (
     scenario_events,
     scenarios,
 )
-from tests.support.programmes import publish_sample
-from tests.support.services import Services, with_database
+from tests.support.programmes import Sample, publish_sample
+from tests.support.services import Services, database_copy, with_database
 
 # Every table the orchestrator writes, without the columns set by now().
 TABLES = {
@@ -90,12 +90,80 @@ def _fallbacks() -> float:
     )
 
 
-async def _clone(admin: asyncpg.Connection, source: str) -> str:
-    name = f"{source}_copy"
-    await admin.execute(
-        f'CREATE DATABASE "{name}" TEMPLATE "{source}" OWNER programmes_owner STRATEGY FILE_COPY'
-    )
-    return name
+async def _enrol_two(
+    url: str, prerequisites: bool
+) -> tuple[Sample, list[tuple[uuid.UUID, dict[str, uuid.UUID]]]]:
+    """The sample programme, and two learners enrolled with every requirement assigned."""
+    pool = await create_pool(Settings(database_url=url))
+    try:
+        sample = await publish_sample(pool, prerequisites=prerequisites)
+        setup = consumers_for(pool, Orchestrator())
+        learners = []
+        for _ in range(2):
+            _, user, assignments = await enrol_and_link(pool, setup, sample)
+            learners.append((user, assignments))
+        return sample, learners
+    finally:
+        await pool.close()
+
+
+def _events(
+    sample: Sample,
+    learners: list[tuple[uuid.UUID, dict[str, uuid.UUID]]],
+    scenario: list[Submission],
+) -> list[CloudEvent[Any]]:
+    (user, assignments), (user2, assignments2) = learners
+    later = [replace(s, minute=s.minute + 1000) for s in scenario]
+    return [
+        *scenario_events(sample, user, assignments, scenario),
+        *scenario_events(sample, user2, assignments2, later),
+        submission_created(  # not a programme assignment: recorded, ignored
+            sample.tenant_id,
+            assignment_id=uuid.uuid4(),
+            user_id=user,
+            evaluation_id=sample.evaluations["theory"],
+            submitted_at=T0,
+            score=99.0,
+        ),
+        submission_created(  # at least one decision in every example
+            sample.tenant_id,
+            assignment_id=assignments["report"],
+            user_id=user,
+            evaluation_id=sample.evaluations["report"],
+            submitted_at=T0 + timedelta(minutes=999),
+            score=100.0,
+            passed=True,
+        ),
+        score_remediated(  # a correction for a submission never seen (yet)
+            sample.tenant_id,
+            submission_id=uuid.uuid4(),
+            score_version=2,
+            remediated_at=T0 + timedelta(days=1),
+            score=10.0,
+        ),
+    ]
+
+
+async def _one_by_one(url: str, order: list[CloudEvent[Any]]) -> None:
+    pool = await create_pool(Settings(database_url=url))
+    try:
+        consumers = consumers_for(pool, Orchestrator())
+        for event in order:
+            await deliver(consumers, event)
+    finally:
+        await pool.close()
+
+
+async def _in_batches(url: str, order: list[CloudEvent[Any]], rng: random.Random) -> None:
+    pool = await create_pool(Settings(database_url=url))
+    try:
+        consumers = consumers_for(pool, Orchestrator(), batched=True)
+        fallbacks = _fallbacks()
+        for batch in _batches(order, rng):
+            await consumers[batch[0].type].process_batch(_deliveries(batch))
+        assert _fallbacks() == fallbacks, "a batch fell back to one message at a time"
+    finally:
+        await pool.close()
 
 
 async def _run(
@@ -106,81 +174,20 @@ async def _run(
     seed: int,
 ) -> None:
     rng = random.Random(seed)
-    admin = await asyncpg.connect(services.admin_url)
-    one = f"programmes_eq_{uuid.uuid4().hex[:12]}"
-    await admin.execute(
-        f'CREATE DATABASE "{one}" TEMPLATE "{template}" OWNER programmes_owner STRATEGY FILE_COPY'
-    )
-    databases = [one]
-    try:
-        settings_one = Settings(database_url=with_database(services.app_url, one))
-        pool = await create_pool(settings_one)
-        sample = await publish_sample(pool, prerequisites=prerequisites)
-        setup = consumers_for(pool, Orchestrator())
-        _, user, assignments = await enrol_and_link(pool, setup, sample)
-        _, user2, assignments2 = await enrol_and_link(pool, setup, sample)
-        await pool.close()
-        batched = await _clone(admin, one)
-        databases.append(batched)
-
-        later = [replace(s, minute=s.minute + 1000) for s in scenario]
-        events = [
-            *scenario_events(sample, user, assignments, scenario),
-            *scenario_events(sample, user2, assignments2, later),
-            submission_created(  # not a programme assignment: recorded, ignored
-                sample.tenant_id,
-                assignment_id=uuid.uuid4(),
-                user_id=user,
-                evaluation_id=sample.evaluations["theory"],
-                submitted_at=T0,
-                score=99.0,
-            ),
-            submission_created(  # at least one decision in every example
-                sample.tenant_id,
-                assignment_id=assignments["report"],
-                user_id=user,
-                evaluation_id=sample.evaluations["report"],
-                submitted_at=T0 + timedelta(minutes=999),
-                score=100.0,
-                passed=True,
-            ),
-            score_remediated(  # a correction for a submission never seen (yet)
-                sample.tenant_id,
-                submission_id=uuid.uuid4(),
-                score_version=2,
-                remediated_at=T0 + timedelta(days=1),
-                score=10.0,
-            ),
-        ]
+    admin_url, app_url = services.admin_url, services.app_url
+    async with database_copy(admin_url, template, "programmes_eq") as one:
+        sample, learners = await _enrol_two(with_database(app_url, one), prerequisites)
+        events = _events(sample, learners, scenario)
         order = events + rng.sample(events, len(events) // 2)  # some delivered twice
         rng.shuffle(order)
-
-        pool = await create_pool(settings_one)
-        try:
-            one_by_one = consumers_for(pool, Orchestrator())
-            for event in order:
-                await deliver(one_by_one, event)
-        finally:
-            await pool.close()
-        pool = await create_pool(Settings(database_url=with_database(services.app_url, batched)))
-        try:
-            in_batches = consumers_for(pool, Orchestrator(), batched=True)
-            fallbacks = _fallbacks()
-            for batch in _batches(order, rng):
-                await in_batches[batch[0].type].process_batch(_deliveries(batch))
-            assert _fallbacks() == fallbacks, "a batch fell back to one message at a time"
-        finally:
-            await pool.close()
-
-        expected = await _tables(with_database(services.admin_url, one))
-        actual = await _tables(with_database(services.admin_url, batched))
-        assert expected["progress_history"], "the scenario decided nothing"
-        for table in TABLES:
-            assert actual[table] == expected[table], table
-    finally:
-        for name in reversed(databases):
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        async with database_copy(admin_url, one, "programmes_eq") as batched:
+            await _one_by_one(with_database(app_url, one), order)
+            await _in_batches(with_database(app_url, batched), order, rng)
+            expected = await _tables(with_database(admin_url, one))
+            actual = await _tables(with_database(admin_url, batched))
+    assert expected["progress_history"], "the scenario decided nothing"
+    for table in TABLES:
+        assert actual[table] == expected[table], table
 
 
 @settings(

@@ -8,7 +8,6 @@ import asyncio
 import itertools
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,29 +25,10 @@ from shared.db.uow import TenantUnitOfWork
 from shared.errors import ReferenceNotFound
 from shared.events import CloudEvent, EnrolmentCompleted, EnrolmentReopened, new_event
 from shared.settings import Settings
-from tests.support.services import Services, with_database
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 ENROLMENTS = 2
 CONSUMER = "certifier-test"
-
-
-@pytest.fixture
-async def twin_settings(
-    services: Services, template_database: str, settings: Settings
-) -> AsyncIterator[Settings]:
-    """A second fresh database, for the other path."""
-    name = f"programmes_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(services.admin_url)
-    try:
-        await admin.execute(
-            f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" '
-            "OWNER programmes_owner STRATEGY FILE_COPY"
-        )
-        yield settings.model_copy(update={"database_url": with_database(services.app_url, name)})
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @dataclass(frozen=True)

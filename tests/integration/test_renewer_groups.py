@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,27 +27,8 @@ from shared.settings import Settings
 from tests.support.certificates import seed_many_certified
 from tests.support.kafka import consume, create_topics
 from tests.support.programmes import publish_sample
-from tests.support.services import Services, with_database
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def twin_settings(
-    services: Services, template_database: str, settings: Settings
-) -> AsyncIterator[Settings]:
-    """A second fresh database, for the other path."""
-    name = f"programmes_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(services.admin_url)
-    try:
-        await admin.execute(
-            f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" '
-            "OWNER programmes_owner STRATEGY FILE_COPY"
-        )
-        yield settings.model_copy(update={"database_url": with_database(services.app_url, name)})
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 
@@ -118,3 +120,22 @@ def provide_services() -> Iterator[Services]:
             yield services
     else:
         yield _from_local_stack()
+
+
+@contextlib.asynccontextmanager
+async def database_copy(
+    admin_url: str, source: str, prefix: str = "programmes_test"
+) -> AsyncIterator[str]:
+    """A new database copied from `source` (a template, or a database no one is
+    connected to): its name; dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE "{source}" '
+            "OWNER programmes_owner STRATEGY FILE_COPY"
+        )
+        yield name
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

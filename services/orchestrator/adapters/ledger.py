@@ -6,7 +6,6 @@ Bound to one open tenant unit of work; it never commits.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -123,16 +122,7 @@ class Ledger:
         row = await _sql.lock_enrolment(self._conn, id=enrolment_id)
         if row is None:
             return None
-        return Enrolment(
-            id=row["id"],
-            user_id=row["user_id"],
-            org_unit_id=row["org_unit_id"],
-            programme_id=row["programme_id"],
-            programme_version=row["programme_version"],
-            status=row["status"],
-            snapshot=ProgrammeSnapshot.from_json(row["snapshot"]),
-            completed_at=row["completed_at"],
-        )
+        return Enrolment.from_row(row, ProgrammeSnapshot.from_json(row["snapshot"]))
 
     async def attempts(self, assignment_id: UUID) -> list[Attempt]:
         """Every submission for the assignment at its highest known score version."""
@@ -152,22 +142,7 @@ class Ledger:
     async def progress(self, enrolment_id: UUID) -> dict[UUID, ProgressRow]:
         """The enrolment's ledger rows by requirement."""
         rows = await fetch_all(_sql.progress(self._conn, enrolment_id=enrolment_id))
-        return {
-            r["requirement_id"]: ProgressRow(
-                requirement_id=r["requirement_id"],
-                state=RequirementState(
-                    status=r["status"],
-                    attempt_count=r["attempt_count"],
-                    submission_id=r["submission_id"],
-                    score_version=r["score_version"],
-                    score=_decimal(r["score"]),
-                    passed=r["passed"],
-                    met_at=r["met_at"],
-                ),
-                decision_seq=r["decision_seq"],
-            )
-            for r in rows
-        }
+        return {r["requirement_id"]: ProgressRow.from_row(r) for r in rows}
 
     async def record_decision(
         self,
@@ -272,10 +247,6 @@ class Ledger:
             error=error[:500],
             delay_seconds=delay_seconds,
         )
-
-
-def _decimal(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(value)
 
 
 async def due_assignment_requests(

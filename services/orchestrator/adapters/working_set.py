@@ -177,16 +177,7 @@ class WorkingSet:
         }
         await self._load_snapshots(pinned)
         for row in rows:
-            self._enrolments[row["id"]] = Enrolment(
-                id=row["id"],
-                user_id=row["user_id"],
-                org_unit_id=row["org_unit_id"],
-                programme_id=row["programme_id"],
-                programme_version=row["programme_version"],
-                status=row["status"],
-                snapshot=_SNAPSHOTS[pinned[row["id"]]],
-                completed_at=row["completed_at"],
-            )
+            self._enrolments[row["id"]] = Enrolment.from_row(row, _SNAPSHOTS[pinned[row["id"]]])
             self._progress[row["id"]] = {}
         for row in await fetch_all(_sql.ledger_of(self._conn, enrolment_ids=ids)):
             if row["requested_by"] is not None:  # an assignment row
@@ -194,19 +185,7 @@ class WorkingSet:
                     (row["enrolment_id"], row["requirement_id"], row["requested_by"])
                 )
                 continue
-            self._progress[row["enrolment_id"]][row["requirement_id"]] = ProgressRow(
-                requirement_id=row["requirement_id"],
-                state=RequirementState(
-                    status=row["status"],
-                    attempt_count=row["attempt_count"],
-                    submission_id=row["submission_id"],
-                    score_version=row["score_version"],
-                    score=row["score"],
-                    passed=row["passed"],
-                    met_at=row["met_at"],
-                ),
-                decision_seq=row["decision_seq"],
-            )
+            self._progress[row["enrolment_id"]][row["requirement_id"]] = ProgressRow.from_row(row)
 
     async def _load_snapshots(self, pinned: dict[UUID, tuple[UUID, UUID, int]]) -> None:
         """Parse the snapshots of the versions not seen yet by this process."""
