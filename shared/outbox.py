@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -50,6 +51,25 @@ def _headers(event_id: UUID, traceparent: str | None) -> list[tuple[str, bytes]]
     if traceparent is not None:
         headers.append(("traceparent", traceparent.encode()))
     return headers
+
+
+async def enqueue_many(
+    conn: Connection, events: Sequence[tuple[CloudEvent[Any], str]], *, topic_prefix: str
+) -> set[UUID]:
+    """`enqueue` for many (event, key) pairs, in order, in one statement; returns the
+    ids of the events written (an id already in the outbox is skipped)."""
+    if not events:
+        return set()
+    rows = await fetch_all(
+        messaging.enqueue_events(
+            conn,
+            topics=[topic_for(event.type, topic_prefix) for event, _ in events],
+            message_keys=[key for _, key in events],
+            event_ids=[event.id for event, _ in events],
+            events=[event.to_json() for event, _ in events],
+        )
+    )
+    return {row["event_id"] for row in rows}
 
 
 class OutboxRelay:

@@ -18,7 +18,7 @@ from services.renewer.adapters.certificates import Certificate, CertificateStore
 from shared.db.uow import TenantUnitOfWork
 from shared.events import CertificateExpired, CloudEvent, EnrolmentCreated, new_event
 from shared.links import verification_url
-from shared.outbox import enqueue
+from shared.outbox import enqueue, enqueue_many
 
 SOURCE = "/programmes/renewer"
 
@@ -96,7 +96,8 @@ class Renewer:
                     expired_enrolments.add(enrolment.id)
                 events.append(event)
         await store.expire_enrolments(enrolment_changes)
-        if await store.enqueue(events, self._topic_prefix):
+        keyed = [(event, str(event.data.enrolment_id)) for event in events]
+        if await enqueue_many(uow.connection, keyed, topic_prefix=self._topic_prefix):
             uow.after_commit(self._on_events_enqueued)
         done = {
             c.id: domain.Decision(open_renewal=c.id in opened, expire=c.id in expired)

@@ -145,16 +145,6 @@ class Certification:
     cause: tuple[UUID, str, datetime]
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
-    """An event for the outbox: its topic, key, id and JSON text."""
-
-    topic: str
-    message_key: str
-    event_id: UUID
-    event_json: str
-
-
 class CertificateGroups:
     """The set-based reads and writes of a group of events, in one tenant transaction:
     one statement per step whatever the group's size."""
@@ -220,22 +210,6 @@ class CertificateGroups:
                 event_types=[c.cause[1] for c in changes],
                 decided_ats=[c.cause[2] for c in changes],
             )
-
-    async def enqueue(self, entries: list[OutboxEntry]) -> set[UUID]:
-        """Write these events to the outbox in order; the ids of those written (an id
-        already there is skipped, as `shared.outbox.enqueue` does)."""
-        if not entries:
-            return set()
-        rows = await fetch_all(
-            _sql.enqueue_events(
-                self._conn,
-                topics=[e.topic for e in entries],
-                message_keys=[e.message_key for e in entries],
-                event_ids=[e.event_id for e in entries],
-                events=[e.event_json for e in entries],
-            )
-        )
-        return {row["event_id"] for row in rows}
 
 
 async def verify(conn: Connection, token: str) -> Verification | None:

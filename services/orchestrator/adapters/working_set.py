@@ -31,7 +31,7 @@ from services.orchestrator.records import Cause, Enrolment, Link, ProgressRow
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 from shared.events import CloudEvent
-from shared.messaging.topics import topic_for
+from shared.outbox import enqueue_many
 
 _sql = load_queries(Path(__file__).with_name("sql") / "working_set.sql")
 
@@ -90,7 +90,8 @@ class WorkingSet:
         self._changed_progress: set[tuple[UUID, UUID]] = set()
         self._status_changes: list[tuple[Any, ...]] = []
         self._new_requests: list[tuple[Any, ...]] = []
-        self._events: dict[UUID, tuple[str, str, dict[str, Any]]] = {}
+        self._events: dict[UUID, tuple[CloudEvent[Any], str]] = {}
+        self._topic_prefix = ""  # the service's, given with every event
 
     @classmethod
     async def load(
@@ -405,7 +406,8 @@ class WorkingSet:
         """Write `event` to the outbox with the batch; False if already written."""
         if event.id in self._events:
             return False
-        self._events[event.id] = (topic_for(event.type, topic_prefix), key, event.to_json_dict())
+        self._events[event.id] = (event, key)
+        self._topic_prefix = topic_prefix
         return True
 
     async def flush(self) -> None:
@@ -445,15 +447,7 @@ class WorkingSet:
                 evaluation_ids=columns[4],
                 org_unit_ids=columns[5],
             )
-        if self._events:
-            topics, keys, events = _columns(list(self._events.values()), 3)
-            await _sql.enqueue_events(
-                conn,
-                topics=topics,
-                message_keys=keys,
-                event_ids=list(self._events),
-                events=events,
-            )
+        await enqueue_many(conn, list(self._events.values()), topic_prefix=self._topic_prefix)
 
     async def _flush_decisions(self) -> None:
         c = _columns(self._decisions, 14)

@@ -16,7 +16,6 @@ from services.renewer.domain import CertificateTerm
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 from shared.events import CloudEvent
-from shared.messaging.topics import topic_for
 
 _sql = load_queries(Path(__file__).with_name("sql") / "renewer.sql")
 
@@ -111,22 +110,6 @@ class CertificateStore:
                 decided_ats=[event.time for _, event in changes],
             )
 
-    async def enqueue(self, events: list[CloudEvent[Any]], topic_prefix: str) -> set[UUID]:
-        """Write these events to the outbox in order, keyed by their enrolment; the
-        ids of those written (as `shared.outbox.enqueue`, which skips known ids)."""
-        if not events:
-            return set()
-        rows = await fetch_all(
-            _sql.enqueue_events(
-                self._conn,
-                topics=[topic_for(event.type, topic_prefix) for event in events],
-                message_keys=[str(event.data.enrolment_id) for event in events],
-                event_ids=[event.id for event in events],
-                events=[event_json(event) for event in events],
-            )
-        )
-        return {row["event_id"] for row in rows}
-
     async def request_renewal(
         self, certificate_id: UUID, renewal_enrolment_id: UUID, now: datetime
     ) -> bool:
@@ -216,17 +199,6 @@ def _locked(row: Any) -> tuple[Certificate, Enrolment]:
         user_display_name=row["user_display_name"],
     )
     return certificate, enrolment
-
-
-# The envelope attributes CloudEvent.to_json_dict leaves out when unset.
-_OMITTED_WHEN_NONE = ("orgunitid", "traceparent", "datacontenttype")
-
-
-def event_json(event: CloudEvent[Any]) -> str:
-    """`event.to_json_dict()` as JSON text, serialised by pydantic-core in one go."""
-    return event.model_dump_json(
-        exclude={name for name in _OMITTED_WHEN_NONE if getattr(event, name) is None}
-    )
 
 
 def _due(rows: list[Any]) -> list[Due]:

@@ -140,9 +140,3 @@ SELECT app_current_tenant(), a.*
 FROM unnest(:enrolment_ids::uuid[], :requirement_ids::uuid[], :user_ids::uuid[],
             :keys::text[], :evaluation_ids::uuid[], :org_unit_ids::uuid[]) AS a
 ON CONFLICT DO NOTHING;
-
--- name: enqueue_events(topics, message_keys, event_ids, events)!
-INSERT INTO outbox (tenant_id, topic, message_key, event_id, event)
-SELECT app_current_tenant(), o.*
-FROM unnest(:topics::text[], :message_keys::text[], :event_ids::uuid[], :events::jsonb[]) AS o
-ON CONFLICT (tenant_id, event_id) DO NOTHING;

@@ -119,13 +119,3 @@ SELECT app_current_tenant(), u.id,
 FROM u
 ORDER BY u.ord;
 
--- name: enqueue_events(topics, message_keys, event_ids, events)
--- As messaging.enqueue_event, for many, in order: the ids of the events written
--- (an event id already in the outbox is skipped).
-INSERT INTO outbox (tenant_id, topic, message_key, event_id, event)
-SELECT app_current_tenant(), u.topic, u.message_key, u.event_id, u.event::jsonb
-FROM unnest(:topics::text[], :message_keys::text[], :event_ids::uuid[], :events::text[])
-     WITH ORDINALITY AS u(topic, message_key, event_id, event, ord)
-ORDER BY u.ord
-ON CONFLICT (tenant_id, event_id) DO NOTHING
-RETURNING event_id;
