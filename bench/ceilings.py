@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.context import Context
 from bench.kafka import produce
 from bench.stack import connect, scratch, topics
+from shared.messaging.clients import connected
 
 _UPSERT = """
 INSERT INTO progress (tenant_id, enrolment_id, requirement_id, programme_id, programme_version)
@@ -69,9 +70,8 @@ async def consume_and_commit(ctx: Context, topic: str, prefix: str, count: int) 
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    await consumer.start()
     seen, started = 0, 0.0
-    try:
+    async with connected(consumer):
         while seen < count:
             batch = await consumer.getmany(timeout_ms=500)
             if batch and not started:
@@ -80,8 +80,6 @@ async def consume_and_commit(ctx: Context, topic: str, prefix: str, count: int) 
             if batch:
                 await consumer.commit()
         elapsed = time.perf_counter() - started
-    finally:
-        await consumer.stop()
     return count / elapsed
 
 

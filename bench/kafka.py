@@ -5,14 +5,17 @@ as an operator's lag dashboard would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+from shared.messaging.clients import connected
 
 Message = tuple[bytes, bytes]  # (key, value)
 
@@ -34,18 +37,14 @@ def bulk_producer(bootstrap: str, *, linger_ms: int = 20) -> AIOKafkaProducer:
 async def produce(bootstrap: str, topic: str, messages: Iterable[Message]) -> tuple[int, float]:
     """Publish every message and wait for the acks; returns (count, time.time() of
     the first send)."""
-    producer = bulk_producer(bootstrap)
-    await producer.start()
     count, first = 0, 0.0
-    try:
+    async with connected(bulk_producer(bootstrap)) as producer:
         for key, value in messages:
             if not count:
                 first = time.time()
             await producer.send(topic, value, key=key)
             count += 1
         await producer.flush()
-    finally:
-        await producer.stop()
     return count, first
 
 
@@ -56,17 +55,19 @@ class GroupWatch:
     bootstrap: str
     admin: Any = None
     reader: Any = None
+    _clients: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def __aenter__(self) -> GroupWatch:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        self.reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await self.admin.start()
-        await self.reader.start()
+        async with contextlib.AsyncExitStack() as clients:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            self.admin = await clients.enter_async_context(connected(admin))
+            reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            self.reader = await clients.enter_async_context(connected(reader))
+            self._clients = clients.pop_all()
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self.reader.stop()
-        await self.admin.close()
+        await self._clients.aclose()
 
     async def end_total(self, tps: Sequence[TopicPartition]) -> int:
         ends = await self.reader.end_offsets(list(tps))

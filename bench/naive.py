@@ -20,6 +20,7 @@ from bench.stack import scratch, topics
 from shared.db.pool import create_pool
 from shared.db.uow import TenantUnitOfWork
 from shared.events.envelope import decode_event
+from shared.messaging.clients import connected
 from shared.settings import Settings
 
 _CLAIM = """
@@ -77,9 +78,8 @@ async def _consume(ctx: Context, pool: asyncpg.Pool, topic: str, group: str, cou
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    await consumer.start()
     done, started = 0, 0.0
-    try:
+    async with connected(consumer):
         while done < count:
             batch = await consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
@@ -89,8 +89,6 @@ async def _consume(ctx: Context, pool: asyncpg.Pool, topic: str, group: str, cou
                     await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
                     done += 1
         return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 async def _handle(pool: asyncpg.Pool, record: ConsumerRecord[Any, Any]) -> None:

@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.db.migrate import migrate
 from shared.fleet import FLEET
+from shared.messaging.clients import connected
 from shared.messaging.topics import dead_letter_topic, topic_for
 
 _ENVIRONMENT = (
@@ -129,24 +130,17 @@ class Stack:
         topics = [NewTopic(topic_for(t, prefix), partitions, 1) for t in sorted(consumed)]
         topics += [NewTopic(topic_for(t, prefix), 3, 1) for t in sorted(produced)]
         topics += [NewTopic(dead_letter_topic(t.name), 1, 1) for t in list(topics)]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.conns.kafka)
-        await admin.start()
-        try:
+        async with connected(AIOKafkaAdminClient(bootstrap_servers=self.conns.kafka)) as admin:
             await admin.create_topics(topics)
-        finally:
-            await admin.close()
         return prefix
 
     async def forget_prefix(self, prefix: str) -> None:
         """Delete the topics of `prefix`."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.conns.kafka, request_timeout_ms=60000)
-        await admin.start()
-        try:
+        async with connected(admin):
             doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
             if doomed:
                 await admin.delete_topics(doomed, timeout_ms=60000)
-        finally:
-            await admin.close()
         with contextlib.suppress(ValueError):
             self._prefixes.remove(prefix)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from cli.errors import CommandError
+from shared.messaging.clients import Client, close
 
 
 def qualified(name: str, prefix: str) -> str:
@@ -24,24 +24,20 @@ def qualified(name: str, prefix: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def started(client: Any, bootstrap: str) -> AsyncIterator[Any]:
-    """Start an aiokafka client (admin, consumer), and always close it."""
+async def started(client: Client, bootstrap: str) -> AsyncIterator[Client]:
+    """Start an aiokafka client (admin, consumer), and always close it; a broker
+    that cannot be reached is one clear line."""
     try:
         await client.start()
-    except KafkaError as error:
-        await _close(client)
-        raise CommandError(f"cannot reach Kafka at {bootstrap}: {error}") from None
+    except BaseException as error:  # a failed or cancelled start keeps its sockets
+        await close(client)
+        if isinstance(error, KafkaError):
+            raise CommandError(f"cannot reach Kafka at {bootstrap}: {error}") from None
+        raise
     try:
         yield client
     finally:
-        await _close(client)
-
-
-async def _close(client: Any) -> None:
-    if isinstance(client, AIOKafkaAdminClient):
-        await client.close()
-    else:
-        await client.stop()
+        await close(client)
 
 
 def admin_client(bootstrap: str) -> AIOKafkaAdminClient:

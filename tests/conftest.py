@@ -8,6 +8,7 @@ few MB), and its own topic prefix on the shared broker.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,6 +20,15 @@ from shared.db.pool import create_pool
 from shared.settings import Settings
 from tests.support.kafka import delete_topics_with_prefix
 from tests.support.services import Services, database_copy, provide_services, with_database
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect after every test, so that a client left unclosed fails the test that
+    leaked it (ResourceWarning is an error here), not whichever later test the
+    garbage collector happens to run in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from shared.messaging.clients import connected
 from shared.metrics import CONSUMER_LAG
 
 log = structlog.get_logger("programmes.lag")
@@ -23,11 +24,12 @@ async def partition_lag(
     Partitions come from the cluster (a fresh consumer knows none of them), and
     only existing topics are described: describing a missing one creates it.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+    async with (
+        connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin,
+        connected(
+            AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        ) as consumer,
+    ):
         existing = set(await admin.list_topics())
         described = await admin.describe_topics([t for t in topics if t in existing])
         partitions = [
@@ -35,9 +37,6 @@ async def partition_lag(
         ]
         committed = await admin.list_consumer_group_offsets(group)
         ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
     return {
         (tp.topic, tp.partition): end - (committed[tp].offset if tp in committed else 0)
         for tp, end in ends.items()

@@ -23,8 +23,12 @@ class KafkaSink:
         )
 
     async def start(self) -> None:
-        """Connect to the broker."""
-        await self._producer.start()
+        """Connect to the broker (and let go of the sockets if that fails)."""
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()
+            raise
 
     async def stop(self) -> None:
         """Flush and disconnect."""

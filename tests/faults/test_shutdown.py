@@ -21,6 +21,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db.uow import TenantUnitOfWork
+from shared.messaging.clients import connected
 from shared.settings import Settings
 from tests.support.db_chaos import require_superuser
 from tests.support.figures import figure
@@ -81,12 +82,8 @@ async def slow_submissions(admin_url: str, delay: float) -> AsyncIterator[None]:
 
 
 async def _members(bootstrap: str, group: str) -> tuple[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin:
         [response] = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
     [described] = response.to_object()["groups"]
     return str(described["state"]), len(described["members"])
 

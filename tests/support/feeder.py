@@ -65,8 +65,8 @@ class Feeder:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, request_timeout_ms=10000
         )
-        await _retry(producer.start)
         try:
+            await _retry(producer.start)
             enrolments = self.workload.by_enrolment()
             await self._send(producer, rng, [e.enrolment_event() for e in enrolments.values()])
             waiting = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -11,19 +12,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.messaging.clients import connected
 from shared.messaging.lag import partition_lag
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 3) -> None:
     """Create topics up front, so consumers see every partition from the start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        await admin.close()
+    async with connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
 
 
 async def produce(
@@ -35,13 +32,9 @@ async def produce(
     headers: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     """Publish raw values (in order, under one key when given) and wait for the acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
+    async with connected(AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")) as producer:
         for value in values:
             await producer.send_and_wait(topic, value, key=key, headers=list(headers))
-    finally:
-        await producer.stop()
 
 
 async def consume(
@@ -55,18 +48,15 @@ async def consume(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + within
-    try:
+    async with connected(consumer):
         while len(records) < count:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: got {len(records)} of {count} records")
             batch = await consumer.getmany(timeout_ms=200)
             for partition_records in batch.values():
                 records.extend(partition_records)
-    finally:
-        await consumer.stop()
     return records
 
 
@@ -86,12 +76,8 @@ async def lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
 
 async def topic_exists(bootstrap: str, topic: str) -> bool:
     """Whether the broker has `topic` (asked without creating it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin:
         return topic in await admin.list_topics()
-    finally:
-        await admin.close()
 
 
 async def drained(bootstrap: str, group: str, topics: Sequence[str], within: float = 60.0) -> None:
@@ -106,11 +92,8 @@ async def drained(bootstrap: str, group: str, topics: Sequence[str], within: flo
 async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> int:
     """Delete every topic named with `prefix` (a test's own); returns how many."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
-    await admin.start()
-    try:
+    async with connected(admin):
         doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
         if doomed:
             await admin.delete_topics(doomed, timeout_ms=60000)
         return len(doomed)
-    finally:
-        await admin.close()

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services.orchestrator import service
 from shared.db.uow import TenantUnitOfWork
 from shared.fleet import ORCHESTRATOR
+from shared.messaging.clients import connected
 from shared.messaging.topics import topic_for
 from shared.settings import Settings
 from tests.support.fleet import configure, create_fleet_topics, running
@@ -88,11 +89,12 @@ async def reaches_status(
 
 async def all_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic` as of now, read without a consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await consumer.start()
-    await admin.start()
-    try:
+    async with (
+        connected(
+            AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        ) as consumer,
+        connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin,
+    ):
         if topic not in await admin.list_topics():
             return []  # (describing it would make the broker create it)
         [described] = await admin.describe_topics([topic])
@@ -105,17 +107,10 @@ async def all_records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, 
             for fetched in (await consumer.getmany(timeout_ms=500)).values():
                 records.extend(fetched)
         return records
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     """The group's committed offsets by (topic, partition)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with connected(AIOKafkaAdminClient(bootstrap_servers=bootstrap)) as admin:
         offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
     return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from shared.db.uow import TenantUnitOfWork
 from shared.events import CloudEvent
 from shared.messaging import dead_letters as dl
+from shared.messaging.clients import connected
 from shared.messaging.topics import dead_letter_topic, topic_for
 from shared.settings import Settings
 from tests.support.events import enrolment_created, score_remediated, submission_created
@@ -433,9 +434,8 @@ async def send_placed(settings: Settings, placed: Sequence[tuple[Probe, int]]) -
         max_request_size=2 * 1024 * 1024,
         linger_ms=5,
     )
-    await producer.start()
     sent = []
-    try:
+    async with connected(producer):
         futures = []
         for probe, partition in placed:
             topic = topic_for(probe.event_type, settings.topic_prefix)
@@ -451,8 +451,6 @@ async def send_placed(settings: Settings, placed: Sequence[tuple[Probe, int]]) -
             sent.append(Sent(probe, topic, partition))
         for future in futures:
             await future
-    finally:
-        await producer.stop()
     return sent
 
 
