@@ -57,7 +57,12 @@ class Context:
 
     def env(self, database: str, prefix: str, **extra: str) -> dict[str, str]:
         return service_environment(
-            self.stack.conns, database, prefix, self.options.log_level, **extra
+            self.stack.conns,
+            database,
+            prefix,
+            self.options.log_level,
+            PROGRAMMES_EVENT_LOOP=self.options.event_loop,
+            **extra,
         )
 
     async def _programmes(self, label: str) -> tuple[str, list[Sample]]:

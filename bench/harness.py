@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -58,11 +59,21 @@ async def _scenarios(ctx: Context) -> None:
         say(f"{name}: done in {time.perf_counter() - started:.0f} s")
 
 
+@contextlib.contextmanager
+def _logs_directory(kept: Path | None) -> Iterator[str]:
+    if kept is None:
+        with tempfile.TemporaryDirectory(prefix="programmes-bench-") as logs:
+            yield logs
+    else:
+        kept.mkdir(parents=True, exist_ok=True)
+        yield str(kept)
+
+
 async def run(options: Options) -> int:
     """The whole benchmark; exit status 1 when a scenario failed."""
     results = Results(options)
     memory = MemorySampler()
-    with tempfile.TemporaryDirectory(prefix="programmes-bench-") as logs:
+    with _logs_directory(options.keep_logs) as logs:
         async with opened_stack() as stack:
             say(f"stack: Kafka {stack.conns.kafka}, databases bench_{stack.tag}_*")
             ctx = Context(stack, options, results, memory, Path(logs))

@@ -89,6 +89,8 @@ class Options:
     scenarios: tuple[str, ...]
     output: Path
     log_level: str
+    keep_logs: Path | None = None
+    event_loop: str = "uvloop"
 
 
 def _option(name: str) -> str:
@@ -117,6 +119,18 @@ def parser() -> argparse.ArgumentParser:
         default="INFO",
         help="PROGRAMMES_LOG_LEVEL of the services (INFO, as deployed: one line per message)",
     )
+    parse.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="PROGRAMMES_EVENT_LOOP of the services (uvloop, as deployed)",
+    )
+    parse.add_argument(
+        "--keep-logs",
+        type=Path,
+        default=None,
+        help="keep the services' logs in this directory (default: a temporary one)",
+    )
     sizes = parse.add_argument_group("sizes (override the preset)")
     for field in fields(Sizes):
         kind = float if field.type == "float" else int
@@ -141,4 +155,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
     if any(getattr(sizes, f.name) <= 0 for f in fields(Sizes)):
         parse.error("every size must be positive")
     ordered = tuple(s for s in SCENARIOS if s in scenarios)
-    return Options(args.scale, sizes, args.runs, ordered, args.output, args.log_level)
+    return Options(
+        args.scale,
+        sizes,
+        args.runs,
+        ordered,
+        args.output,
+        args.log_level,
+        args.keep_logs,
+        args.event_loop,
+    )

@@ -6,7 +6,6 @@ one `error: ...` line (cli.main), never a traceback.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -25,6 +24,7 @@ from aiokafka.errors import KafkaError
 from cli.errors import CommandError
 from services.definitions.errors import DefinitionsError
 from services.definitions.operations import Operator
+from shared import eventloop
 from shared.db.pool import create_pool
 from shared.logging import configure_logging
 from shared.messaging.producer import KafkaSink
@@ -64,7 +64,7 @@ def run(main: Callable[[Settings], Coroutine[Any, Any, T]]) -> T:
     # real failures reach the command as exceptions, and are told in one line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(main(settings))
+        return eventloop.run(main(settings), settings)
     except DefinitionsError as error:
         raise CommandError(str(error)) from None
 

@@ -10,6 +10,7 @@ import os
 import sys
 
 import typer
+from pydantic import ValidationError
 from typer.exceptions import Abort, TyperException
 
 from cli import demo, dev, dlq, enrol, programmes, progress, renew, replay, run, tenants
@@ -80,6 +81,14 @@ def _usage_error(error: TyperException) -> str:
     return f"{where}{' '.join(message.split())} (see --help)"
 
 
+def _configuration_error(error: ValidationError) -> str:
+    """Each invalid setting as `NAME: what is wrong (got VALUE)`, on one line."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
+        for e in error.errors()
+    )
+
+
 def main() -> None:
     """Console entry point: run the app, turning known failures into one line."""
     try:
@@ -99,6 +108,10 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except ValidationError as error:
+        # A bad environment variable: name it (pydantic's first line only names the model).
+        typer.echo(f"error: invalid configuration: {_configuration_error(error)}", err=True)
+        sys.exit(1)
     except Exception as error:
         # One line for the operator; the traceback on demand.
         if os.environ.get("PROGRAMMES_DEBUG"):

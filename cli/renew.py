@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import CommandError
+from shared import eventloop
 from shared.logging import configure_logging
 from shared.settings import get_settings
 
@@ -45,7 +45,7 @@ def renew(
     configure_logging(settings)
     from services.renewer.service import run_once
 
-    result = asyncio.run(run_once(settings, at))
+    result = eventloop.run(run_once(settings, at), settings)
     if as_json:
         typer.echo(
             json.dumps(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from shared import eventloop
 from shared.logging import configure_logging
 from shared.settings import get_settings
 
@@ -41,16 +41,16 @@ def run(
     if service is Service.orchestrator:
         from services.orchestrator.service import run as run_orchestrator
 
-        asyncio.run(run_orchestrator(settings))
+        eventloop.run(run_orchestrator(settings), settings)
     elif service is Service.certifier:
         from services.certifier.service import run as run_certifier
 
-        asyncio.run(run_certifier(settings))
+        eventloop.run(run_certifier(settings), settings)
     elif service is Service.renewer:
         from services.renewer.service import run as run_renewer
 
-        asyncio.run(run_renewer(settings))
+        eventloop.run(run_renewer(settings), settings)
     else:
         from services.delivery_engine.main import serve
 
-        asyncio.run(serve(host=settings.http_host, port=port or 8090, state_file=state))
+        eventloop.run(serve(host=settings.http_host, port=port or 8090, state_file=state), settings)

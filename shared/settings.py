@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=_env("PROGRAMMES_LOG_FORMAT")
     )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop",
+        validation_alias=_env("PROGRAMMES_EVENT_LOOP"),
+        description="The event loop of services and commands (asyncio: the standard "
+        "library's, a fallback for troubleshooting).",
+    )
     http_host: str = Field("127.0.0.1", validation_alias=_env("PROGRAMMES_HTTP_HOST"))
     http_port: int | None = Field(
         None,

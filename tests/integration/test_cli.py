@@ -815,3 +815,11 @@ async def test_a_dead_letter_is_replayed_once_after_its_tenant_exists(
     assert empty.json()["dead_letters"] == []
     assert not await topic_exists(bootstrap, typo)
     assert not await topic_exists(bootstrap, dead_letter_topic(typo))
+
+
+async def test_a_bad_setting_is_named_in_one_line(settings: Settings) -> None:
+    line = await fails(settings, "run", "orchestrator", env={"PROGRAMMES_EVENT_LOOP": "trio"})
+    assert line == (
+        "error: invalid configuration: PROGRAMMES_EVENT_LOOP: "
+        "Input should be 'uvloop' or 'asyncio' (got 'trio')"
+    )
