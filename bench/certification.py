@@ -42,7 +42,7 @@ async def _run(
     ):
         await running.start("certifier")
         topic = f"{prefix}enrolment.completed"
-        rate = await live(ctx, topic, CERTIFIER.group_id(prefix), 1, messages)
+        rate = await live(ctx, topic, CERTIFIER.group_id(prefix), 1, messages, running.check)
         if samples:
             url = ctx.stack.conns.app(database)
             issued = await seed.count(url, samples, "SELECT count(*) FROM certificates")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +78,21 @@ class GroupWatch:
         return int(sum(max(meta.offset, 0) for meta in committed.values()))
 
     async def drained(
-        self, group: str, tps: Sequence[TopicPartition], *, within: float, interval: float = 0.1
+        self,
+        group: str,
+        tps: Sequence[TopicPartition],
+        *,
+        within: float,
+        interval: float = 0.1,
+        alive: Callable[[], None] = lambda: None,
     ) -> float:
         """Wait until `group` has committed up to the end of `tps` (lag 0); returns
-        time.time() when it was seen."""
+        time.time() when it was seen. `alive()` is asked at every look, to fail early
+        (a service that exited)."""
         end = await self.end_total(tps)
         deadline = time.monotonic() + within
         while await self.committed_total(group, tps) < end:
+            alive()
             if time.monotonic() > deadline:
                 done = await self.committed_total(group, tps)
                 raise TimeoutError(f"{group}: {done} of {end} committed after {within:.0f} s")

@@ -164,6 +164,12 @@ class Fleet:
             await service.ready()
         return service
 
+    def check(self) -> None:
+        """Fail if a service of the run has exited (a measurement would wait forever)."""
+        for service in self.services:
+            if service.process.returncode is not None:
+                raise ServiceFailed(f"{service.name} exited:\n{service.tail()}")
+
     async def stop(self, service: Service) -> None:
         await service.stop()
         with contextlib.suppress(ValueError):

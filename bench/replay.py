@@ -70,6 +70,8 @@ class Replaying:
         async with GroupWatch(self.ctx.stack.conns.kafka) as watch:
             self.service = await self.running.start("orchestrator", ready=False, env=self.env)
             started = await watch.consuming(self.group, self.topic)
-            done = await watch.drained(self.group, tps, within=patience(count))
+            done = await watch.drained(
+                self.group, tps, within=patience(count), alive=self.running.check
+            )
         await self.service.ready()
         return count / (done - started)

@@ -10,7 +10,7 @@ of the topic, lag 0 - the moment of the first send).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bench import seed
 from bench.context import Context, Submissions
@@ -55,14 +55,21 @@ async def _orchestrators(ctx: Context, source: Submissions, processes: int, *, n
         for _ in range(processes):
             await running.start("orchestrator", env={"ASSIGNMENT_SERVICE_URL": engine.url})
         topic = f"{prefix}submission.created"
-        rate = await live(ctx, topic, ORCHESTRATOR.group_id(prefix), processes, messages)
+        rate = await live(
+            ctx, topic, ORCHESTRATOR.group_id(prefix), processes, messages, running.check
+        )
         if note:
             await note_ledger(ctx, f"{processes} orchestrator(s)", database, source.samples, prefix)
     return rate
 
 
 async def live(
-    ctx: Context, topic: str, group: str, members: int, messages: Sequence[Message]
+    ctx: Context,
+    topic: str,
+    group: str,
+    members: int,
+    messages: Sequence[Message],
+    alive: Callable[[], None] = lambda: None,
 ) -> float:
     tps = partitions_of(topic, ctx.sizes.partitions)
     async with GroupWatch(ctx.stack.conns.kafka) as watch:
@@ -70,7 +77,7 @@ async def live(
         await asyncio.sleep(SETTLE)
         await watch.assigned(group, topic, members=members, partitions=len(tps))
         count, first = await produce(ctx.stack.conns.kafka, topic, messages)
-        done = await watch.drained(group, tps, within=patience(count))
+        done = await watch.drained(group, tps, within=patience(count), alive=alive)
     return count / (done - first)
 
 

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         validation_alias=_env("PROGRAMMES_DISPATCH_INTERVAL"),
         description="Seconds between polls for due assignment requests.",
     )
+    dispatch_lease: float = Field(
+        60.0,
+        validation_alias=_env("PROGRAMMES_DISPATCH_LEASE"),
+        description="Seconds an assignment request claimed by one orchestrator process is "
+        "left to it before another may send it (when the first died mid-call).",
+    )
     lag_interval: float = Field(
         15.0,
         validation_alias=_env("PROGRAMMES_LAG_INTERVAL"),

@@ -1,12 +1,17 @@
 """Sends recorded assignment requests to the delivery engine, outside any
 consumer transaction: a slow or unavailable engine delays assignments but never
 loses one and never stalls a partition. Requests failing are retried with
-exponential backoff; the Idempotency-Key makes every retry safe."""
+exponential backoff; the Idempotency-Key makes every retry safe.
+
+Every orchestrator process runs a dispatcher. Each claims the requests it sends
+(a lease, taken with SKIP LOCKED), so a request is sent once however many
+processes run; a dispatcher that dies leaves its claims to run out."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -17,7 +22,7 @@ import structlog
 from services.orchestrator.adapters.delivery import AssignmentCall, DeliveryEngine, DeliveryError
 from services.orchestrator.adapters.ledger import (
     Ledger,
-    due_assignment_requests,
+    claim_assignment_requests,
     pending_assignment_requests,
 )
 from services.orchestrator.handlers import Orchestrator
@@ -51,6 +56,7 @@ class AssignmentDispatcher:
         *,
         batch_size: int = 100,
         interval: float = 0.5,
+        lease_seconds: float = 60.0,
         sample_every: float = 15.0,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -59,6 +65,7 @@ class AssignmentDispatcher:
         self._orchestrator = orchestrator
         self._batch_size = batch_size
         self._interval = interval
+        self._lease_seconds = lease_seconds
         self._clock = clock
         self._wake = asyncio.Event()
         self._pending_sample = Every(sample_every)
@@ -68,11 +75,20 @@ class AssignmentDispatcher:
         self._wake.set()
 
     async def dispatch_due(self) -> int:
-        """One pass over the requests due now; returns how many were created."""
+        """One pass over the requests due now that no other dispatcher holds; returns
+        how many were created."""
         async with UnitOfWork(self._pool) as uow:
-            due = await due_assignment_requests(uow.connection, self._clock(), self._batch_size)
+            claimed = await claim_assignment_requests(
+                uow.connection, self._clock(), self._batch_size, self._lease_seconds
+            )
+            await uow.commit()
+        # Claims past most of their lease are left to run out (another dispatcher may
+        # take them then): with a slow engine, a batch can outlast its lease.
+        deadline = time.monotonic() + 0.8 * self._lease_seconds
         created = 0
-        for tenant_id, link in due:
+        for tenant_id, link in claimed:
+            if time.monotonic() > deadline:
+                break
             created += await self._dispatch(tenant_id, link)
         if self._pending_sample.due():
             async with UnitOfWork(self._pool) as uow:

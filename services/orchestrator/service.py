@@ -29,6 +29,7 @@ def wire(runtime: Runtime, engine: DeliveryEngine) -> list[Loop]:
         engine,
         orchestrator,
         interval=settings.dispatch_interval,
+        lease_seconds=settings.dispatch_lease,
         sample_every=settings.lag_interval,
     )
     runtime.subscribe(

@@ -13,11 +13,13 @@ the group has committed progress since the last restart (its lag is decreasing),
 the figures show which windows the kills hit — transactions the victim had open,
 assignments the engine had answered whose link was not committed yet, and messages
 found already processed after the restart (applied and committed, offset not
-committed). The first round is aimed instead: the test holds a SHARE lock on the
-assignments table (from outside, as an administrator), so that a dispatcher answered
-by the delivery engine blocks before committing the link, and consumer transactions
-block mid-way; every process is killed in that state, the lock released, and the
-restarted dispatchers must ask again and get the same assignment.
+committed). The first round is aimed instead: the test holds back every link of an
+answered assignment (from outside, as an administrator: a trigger makes the update
+wait for an advisory lock the test holds), so that a dispatcher answered by the
+delivery engine blocks before committing the link; every process is killed in that
+state, the gate opened, and once the dead dispatchers' claims run out
+(PROGRAMMES_DISPATCH_LEASE) the restarted ones must ask again and get the same
+assignment.
 """
 
 from __future__ import annotations
@@ -92,18 +94,36 @@ async def requested(admin_url: str) -> int:
         await conn.close()
 
 
+GATE = 7_042_026  # the advisory lock key of the gate (per database)
+_GATE_TRIGGER = f"""
+CREATE FUNCTION hold_link() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({GATE});
+    RETURN NEW;
+END $$;
+CREATE TRIGGER hold_link BEFORE UPDATE ON assignments FOR EACH ROW
+    WHEN (OLD.status = 'requested' AND NEW.status = 'created') EXECUTE FUNCTION hold_link();
+"""
+
+
 @contextlib.asynccontextmanager
 async def links_held(admin_url: str) -> AsyncIterator[int]:
-    """Hold every write to the assignments table (a SHARE lock; reads go on): a
-    dispatcher answered by the engine now blocks before committing the link, and so
-    does a consumer transaction recording new requests. Yields the requests pending."""
+    """Hold back every link of an answered assignment (claims, deferrals and reads go
+    on): a dispatcher answered by the engine now blocks before committing the link.
+    Yields the requests pending."""
     conn = await asyncpg.connect(admin_url)
     try:
-        async with conn.transaction():
-            await conn.execute("LOCK TABLE assignments IN SHARE MODE")
+        await conn.execute("SELECT pg_advisory_lock($1)", GATE)
+        await conn.execute(_GATE_TRIGGER)
+        try:
             yield int(
                 await conn.fetchval("SELECT count(*) FROM assignments WHERE status = 'requested'")
             )
+        finally:
+            # Open the gate first: the held links go on (their killed clients never
+            # commit them), and the trigger can then be dropped.
+            await conn.execute("SELECT pg_advisory_unlock($1)", GATE)
+            await conn.execute("DROP TRIGGER hold_link ON assignments; DROP FUNCTION hold_link()")
     finally:
         await conn.close()
 

@@ -164,6 +164,8 @@ def environment(base: Mapping[str, str], **extra: str) -> dict[str, str]:
     env = dict(base)
     env.update(
         PROGRAMMES_DISPATCH_INTERVAL="0.1",
+        # A killed dispatcher's claims are retried after this (60 s deployed).
+        PROGRAMMES_DISPATCH_LEASE="5",
         PROGRAMMES_RELAY_INTERVAL="0.05",
         PROGRAMMES_LAG_INTERVAL="5",
         PROGRAMMES_LOG_FORMAT="json",

@@ -249,11 +249,15 @@ class Ledger:
         )
 
 
-async def due_assignment_requests(
-    conn: Connection, now: datetime, limit: int
+async def claim_assignment_requests(
+    conn: Connection, now: datetime, limit: int, lease_seconds: float
 ) -> list[tuple[UUID, Link]]:
-    """(tenant, link) of requests of every tenant due for (re)sending at `now`."""
-    rows = await fetch_all(_sql.assignments_due(conn, now=now, limit=limit))
+    """(tenant, link) of requests of every tenant due for (re)sending at `now`, that no
+    other dispatcher holds; each is leased to the caller for `lease_seconds` (its next
+    attempt moves past the lease) once the caller's transaction commits."""
+    rows = await fetch_all(
+        _sql.assignments_claim(conn, now=now, limit=limit, lease_seconds=lease_seconds)
+    )
     return [
         (r["tenant_id"], Link(r["enrolment_id"], r["requirement_id"], r["user_id"])) for r in rows
     ]

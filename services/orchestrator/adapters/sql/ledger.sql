@@ -149,9 +149,10 @@ SET attempts = attempts + 1, last_error = :error,
 WHERE enrolment_id = :enrolment_id AND requirement_id = :requirement_id
   AND user_id = :user_id AND status = 'requested';
 
--- name: assignments_due(now, limit)
--- Requests of every tenant due for (re)sending: keys only (a SECURITY DEFINER scan).
-SELECT * FROM assignments_due(:now, :limit);
+-- name: assignments_claim(now, limit, lease_seconds)
+-- Requests of every tenant due for (re)sending that no other dispatcher holds, leased to
+-- this one for `lease_seconds`: keys only (a SECURITY DEFINER claim).
+SELECT * FROM assignments_claim(:now, :limit, :lease_seconds);
 
 -- name: assignments_pending()$
 SELECT assignments_pending();
