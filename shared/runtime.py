@@ -88,6 +88,7 @@ class Runtime:
                 consumer,
                 topic=topic_for(event_type, self.settings.topic_prefix),
                 group_id=self.group_id,
+                max_records=self.settings.max_batch,
             )
 
     async def readiness(self) -> dict[str, bool]:

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         description="Seconds between samples of the gauges on /metrics (consumer lag, "
         "outbox backlog, pending assignment requests).",
     )
+    max_batch: int = Field(
+        2000,
+        gt=0,
+        validation_alias=_env("PROGRAMMES_MAX_BATCH"),
+        description="Records a consumer fetches and applies together at most (larger: "
+        "fewer round trips per event; a bad event makes its tenant's share redone one by one).",
+    )
     max_event_bytes: int = Field(
         256 * 1024,
         validation_alias=_env("PROGRAMMES_MAX_EVENT_BYTES"),

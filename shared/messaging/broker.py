@@ -89,7 +89,7 @@ def subscribe(
     group_id: str,
     process_batch: BatchProcessor,
     description: str,
-    max_records: int = 500,
+    max_records: int = 2000,
 ) -> None:
     """Feed batches of `topic` to `process_batch` as member of `group_id`."""
     payload = list[envelope_for(event_type)]  # type: ignore[misc, valid-type]
@@ -123,7 +123,7 @@ def subscribe_consumer(
     *,
     topic: str,
     group_id: str,
-    max_records: int = 500,
+    max_records: int = 2000,
 ) -> None:
     """Feed batches of `topic` to the consumer pipeline `consumer`."""
     subscribe(
