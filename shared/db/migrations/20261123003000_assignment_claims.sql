@@ -57,10 +57,10 @@ AS $$
     LIMIT p_limit
 $$;
 ALTER FUNCTION assignments_due(timestamptz, integer) OWNER TO programmes_system;
+DROP FUNCTION assignments_claim(timestamptz, integer, double precision);
 REVOKE CREATE ON SCHEMA public FROM programmes_system;
 REVOKE programmes_system FROM CURRENT_USER;
 REVOKE ALL ON FUNCTION assignments_due(timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION assignments_due(timestamptz, integer) TO programmes_app;
-DROP FUNCTION assignments_claim(timestamptz, integer, double precision);
 DROP POLICY system_dispatch_claim ON assignments;
 REVOKE UPDATE (next_attempt_at) ON assignments FROM programmes_system;
