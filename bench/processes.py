@@ -104,13 +104,17 @@ class Service:
         except OSError:
             return ""
 
+    def check(self) -> None:
+        """Fail if the process has exited."""
+        if self.process.returncode is not None:
+            raise ServiceFailed(f"{self.name} exited:\n{self.tail()}")
+
     async def ready(self, within: float = 90.0) -> None:
         """Wait until /readyz answers 200 (fails if the process exits first)."""
         deadline = time.monotonic() + within
         async with httpx.AsyncClient(timeout=1.0) as client:
             while time.monotonic() < deadline:
-                if self.process.returncode is not None:
-                    raise ServiceFailed(f"{self.name} exited:\n{self.tail()}")
+                self.check()
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"{self.url}/readyz")).status_code == 200:
                         return
@@ -167,8 +171,7 @@ class Fleet:
     def check(self) -> None:
         """Fail if a service of the run has exited (a measurement would wait forever)."""
         for service in self.services:
-            if service.process.returncode is not None:
-                raise ServiceFailed(f"{service.name} exited:\n{service.tail()}")
+            service.check()
 
     async def stop(self, service: Service) -> None:
         await service.stop()

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from cli.errors import CommandError
-from shared.messaging.clients import Client, close
+from shared.messaging.clients import Client, connected
 
 
 def qualified(name: str, prefix: str) -> str:
@@ -27,17 +27,12 @@ def qualified(name: str, prefix: str) -> str:
 async def started(client: Client, bootstrap: str) -> AsyncIterator[Client]:
     """Start an aiokafka client (admin, consumer), and always close it; a broker
     that cannot be reached is one clear line."""
-    try:
-        await client.start()
-    except BaseException as error:  # a failed or cancelled start keeps its sockets
-        await close(client)
-        if isinstance(error, KafkaError):
+    async with contextlib.AsyncExitStack() as clients:
+        try:
+            await clients.enter_async_context(connected(client))
+        except KafkaError as error:
             raise CommandError(f"cannot reach Kafka at {bootstrap}: {error}") from None
-        raise
-    try:
         yield client
-    finally:
-        await close(client)
 
 
 def admin_client(bootstrap: str) -> AIOKafkaAdminClient:

@@ -3,7 +3,7 @@
 One tenant's `enrolment.completed` / `enrolment.reopened` events are decided
 in order against the state loaded once for the whole group (the enrolments,
 the certificates already issued for these completions, the live certificates),
-with the same pure rules as the per-message handlers (`domain.should_issue`,
+with the same pure rules as the per-message handlers (`domain.issue_time`,
 `domain.reopen_applies`), each decision updating that state for the next
 event. The result is a `GroupPlan`: the writes to make, one set-based
 statement per kind. No I/O here.
@@ -23,7 +23,7 @@ from services.certifier.adapters.certificates import (
     CompletedEnrolment,
     NewCertificate,
 )
-from services.certifier.domain import reopen_applies, should_issue
+from services.certifier.domain import issue_time, reopen_applies
 from shared.errors import ReferenceNotFound
 from shared.events import CloudEvent, EnrolmentCompleted, EnrolmentReopened
 from shared.ids import derived_id
@@ -107,7 +107,8 @@ class GroupPlanner:
         enrolment = self._enrolment(data.enrolment_id)
         if event.id in self._issued:
             return "already_issued"
-        if not should_issue(enrolment.status) or enrolment.completed_at is None:
+        issued_at = issue_time(enrolment.status, enrolment.completed_at)
+        if issued_at is None:
             return "stale"
         previous = self._live.get(enrolment.id)
         if previous is not None:  # a completion after a reopening we have not seen yet
@@ -115,13 +116,13 @@ class GroupPlanner:
         issue = NewCertificate(
             id=derived_id("certificate", self._tenant_id, event.id),
             enrolment=enrolment,
-            issued_at=enrolment.completed_at,
+            issued_at=issued_at,
             public_token=self._new_token(),
             completion_event_id=event.id,
         )
         self.plan.issues.append(issue)
         cause = (event.id, event.type, event.time)
-        self.plan.certifications.append(Certification(enrolment, enrolment.completed_at, cause))
+        self.plan.certifications.append(Certification(enrolment, issued_at, cause))
         self.plan.emissions.append(Emission("certificate.issued", issue.id, enrolment, event))
         self._issued.add(event.id)
         self._live[enrolment.id] = issue

@@ -23,6 +23,14 @@ def should_issue(enrolment_status: str) -> bool:
     return enrolment_status == "completed"
 
 
+def issue_time(enrolment_status: str, enrolment_completed_at: datetime | None) -> datetime | None:
+    """When the certificate for a completion event is issued: at the enrolment row's
+    completion time, while `should_issue` holds; None when the event is stale."""
+    if not should_issue(enrolment_status):
+        return None
+    return enrolment_completed_at
+
+
 def reopen_applies(enrolment_status: str) -> bool:
     """A reopening revokes only while the enrolment is still reopened: if it has
     completed again since, the reopening is history and the new certificate stays."""

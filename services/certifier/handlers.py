@@ -15,7 +15,7 @@ from services.certifier.adapters.certificates import (
     CompletedEnrolment,
 )
 from services.certifier.batch import Emission, GroupPlanner
-from services.certifier.domain import reopen_applies, should_issue
+from services.certifier.domain import issue_time, reopen_applies
 from shared.db.uow import TenantUnitOfWork
 from shared.errors import ReferenceNotFound
 from shared.events import (
@@ -66,7 +66,8 @@ class Certifier:
         enrolment = await _enrolment(store, data.enrolment_id)
         if await store.issued_for(event.id):
             return "already_issued"
-        if not should_issue(enrolment.status) or enrolment.completed_at is None:
+        issued_at = issue_time(enrolment.status, enrolment.completed_at)
+        if issued_at is None:
             return "stale"
         previous = await store.live_certificate(enrolment.id)
         if previous is not None:  # a completion after a reopening we have not seen yet
@@ -80,7 +81,7 @@ class Certifier:
             org_unit_id=enrolment.org_unit_id,
             programme_id=enrolment.programme_id,
             programme_version=enrolment.programme_version,
-            issued_at=enrolment.completed_at,
+            issued_at=issued_at,
             public_token=self._new_token(),
             holder_display_name=enrolment.user_display_name,
             completion_event_id=event.id,

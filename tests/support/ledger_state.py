@@ -143,20 +143,26 @@ def _progress_history_violations(state: LedgerState) -> list[str]:
         key = (row["enrolment_id"], row["requirement_id"])
         entries = history.pop(key, [])
         where = f"progress {key[0]}/{key[1]}"
-        if [h["seq"] for h in entries] != list(range(1, len(entries) + 1)):
-            found.append(f"{where}: history seqs {[h['seq'] for h in entries]}")
+        found.extend(_chain_violations(where, entries, "pending"))
         if row["decision_seq"] != len(entries):
             found.append(f"{where}: decision_seq {row['decision_seq']} of {len(entries)}")
-        previous = "pending"
-        for h in entries:
-            if h["previous_status"] != previous:
-                found.append(
-                    f"{where}: seq {h['seq']} follows {previous}, says {h['previous_status']}"
-                )
-            previous = h["status"]
         if entries and tuple(entries[-1][f] for f in fields) != tuple(row[f] for f in fields):
             found.append(f"{where}: row differs from its last history entry")
     found.extend(f"history without a progress row: {k}" for k in history)
+    return found
+
+
+def _chain_violations(where: str, entries: list[asyncpg.Record], first: str) -> list[str]:
+    """A history must number its entries 1, 2, ... and each entry must start from the
+    status the one before it (or `first`) ended in."""
+    found = []
+    if [h["seq"] for h in entries] != list(range(1, len(entries) + 1)):
+        found.append(f"{where}: history seqs {[h['seq'] for h in entries]}")
+    previous = first
+    for h in entries:
+        if h["previous_status"] != previous:
+            found.append(f"{where}: seq {h['seq']} follows {previous}, says {h['previous_status']}")
+        previous = h["status"]
     return found
 
 
@@ -171,15 +177,8 @@ def _enrolment_history_violations(state: LedgerState) -> list[str]:
         where = f"enrolment {enrolment['id']}"
         if enrolment["id"] not in with_progress:
             found.append(f"{where}: no progress rows")
-        if [h["seq"] for h in entries] != list(range(1, len(entries) + 1)):
-            found.append(f"{where}: history seqs {[h['seq'] for h in entries]}")
-        previous = "in_progress"
-        for h in entries:
-            if h["previous_status"] != previous:
-                found.append(
-                    f"{where}: seq {h['seq']} follows {previous}, says {h['previous_status']}"
-                )
-            previous = h["status"]
+        found.extend(_chain_violations(where, entries, "in_progress"))
+        previous = entries[-1]["status"] if entries else "in_progress"
         if previous != enrolment["status"]:
             found.append(f"{where}: status {enrolment['status']}, history ends {previous}")
     found.extend(f"history without an enrolment: {k}" for k in history)
