@@ -41,16 +41,18 @@ def run(
     if service is Service.orchestrator:
         from services.orchestrator.service import run as run_orchestrator
 
-        eventloop.run(run_orchestrator(settings), settings)
+        main = run_orchestrator(settings)
     elif service is Service.certifier:
         from services.certifier.service import run as run_certifier
 
-        eventloop.run(run_certifier(settings), settings)
+        main = run_certifier(settings)
     elif service is Service.renewer:
         from services.renewer.service import run as run_renewer
 
-        eventloop.run(run_renewer(settings), settings)
+        main = run_renewer(settings)
     else:
         from services.delivery_engine.main import serve
 
-        eventloop.run(serve(host=settings.http_host, port=port or 8090, state_file=state), settings)
+        main = serve(host=settings.http_host, port=port or 8090, state_file=state)
+    eventloop.settle_heap()
+    eventloop.run(main, settings)

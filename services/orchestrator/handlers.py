@@ -32,7 +32,7 @@ from shared.events import (
     SubmissionCreated,
     new_event,
 )
-from shared.ids import assignment_idempotency_key, derived_id
+from shared.ids import derived_id
 
 SOURCE = "/programmes/orchestrator"
 
@@ -298,15 +298,10 @@ class Orchestrator:
         org_unit_id: UUID | None,
         requirements: list[Requirement],
     ) -> None:
-        requests = [
-            (
-                r.id,
-                r.evaluation_id,
-                assignment_idempotency_key(uow.tenant_id, enrolment_id, r.id, user_id),
-            )
-            for r in requirements
-        ]
-        if await ledger.request_assignments(enrolment_id, user_id, org_unit_id, requests):
+        requests = [(r.id, r.evaluation_id) for r in requirements]
+        if await ledger.request_assignments(
+            uow.tenant_id, enrolment_id, user_id, org_unit_id, requests
+        ):
             uow.after_commit(self._on_assignments_requested)
 
     async def _emit(

@@ -90,12 +90,15 @@ class LedgerStore(Protocol):
 
     async def request_assignments(
         self,
+        tenant_id: UUID,
         enrolment_id: UUID,
         user_id: UUID,
         org_unit_id: UUID | None,
-        requests: list[tuple[UUID, UUID, str]],
+        requests: list[tuple[UUID, UUID]],
     ) -> int:
-        """Record (requirement, evaluation, idempotency key) requests; returns how many are new."""
+        """Record (requirement, evaluation) requests not made yet, each with its
+        deterministic Idempotency-Key (`shared.ids.assignment_idempotency_key`);
+        returns how many are new."""
 
     async def enqueue(self, event: CloudEvent[Any], *, topic_prefix: str, key: str) -> bool:
         """Write `event` to the outbox with the transaction; False if already written."""

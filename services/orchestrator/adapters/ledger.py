@@ -28,6 +28,7 @@ from shared.db.enrolments import record_status_change
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 from shared.events import CloudEvent
+from shared.ids import assignment_idempotency_key
 from shared.outbox import enqueue
 
 _sql = load_queries(Path(__file__).with_name("sql") / "ledger.sql")
@@ -74,17 +75,21 @@ class Ledger:
 
     async def request_assignments(
         self,
+        tenant_id: UUID,
         enrolment_id: UUID,
         user_id: UUID,
         org_unit_id: UUID | None,
-        requests: list[tuple[UUID, UUID, str]],
+        requests: list[tuple[UUID, UUID]],
     ) -> int:
-        """Record (requirement, evaluation, idempotency key) requests; returns how many are new."""
+        """Record (requirement, evaluation) requests not made yet, keyed; returns how
+        many are new."""
         if not requests:
             return 0
-        requirement_ids, evaluation_ids, keys = (
-            list(column) for column in zip(*requests, strict=True)
-        )
+        requirement_ids = [requirement_id for requirement_id, _ in requests]
+        evaluation_ids = [evaluation_id for _, evaluation_id in requests]
+        keys = [
+            assignment_idempotency_key(tenant_id, enrolment_id, r, user_id) for r in requirement_ids
+        ]
         return int(
             await _sql.request_assignments(
                 self._conn,

@@ -31,6 +31,7 @@ from services.orchestrator.records import Cause, Enrolment, Link, ProgressRow
 from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 from shared.events import CloudEvent
+from shared.ids import assignment_idempotency_key
 from shared.outbox import enqueue_many
 
 _sql = load_queries(Path(__file__).with_name("sql") / "working_set.sql")
@@ -383,19 +384,22 @@ class WorkingSet:
 
     async def request_assignments(
         self,
+        tenant_id: UUID,
         enrolment_id: UUID,
         user_id: UUID,
         org_unit_id: UUID | None,
-        requests: list[tuple[UUID, UUID, str]],
+        requests: list[tuple[UUID, UUID]],
     ) -> int:
-        """Record (requirement, evaluation, idempotency key) requests; returns how many are new."""
+        """Record (requirement, evaluation) requests not made yet, keyed; returns how
+        many are new. The key of a request already made is never derived."""
         if enrolment_id not in self._enrolments:
             raise NotLoaded(f"assignments of enrolment {enrolment_id}")
         new = 0
-        for requirement_id, evaluation_id, key in requests:
+        for requirement_id, evaluation_id in requests:
             if (enrolment_id, requirement_id, user_id) in self._requested:
                 continue
             self._requested.add((enrolment_id, requirement_id, user_id))
+            key = assignment_idempotency_key(tenant_id, enrolment_id, requirement_id, user_id)
             self._new_requests.append(
                 (enrolment_id, requirement_id, user_id, key, evaluation_id, org_unit_id)
             )
