@@ -72,7 +72,7 @@ class WorkingSet:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._locked: set[str] = set()
+        self._locked: set[tuple[str, UUID]] = set()
         self._submissions: dict[UUID, _Submission] = {}
         self._absent_submissions: set[UUID] = set()
         self._scores: dict[UUID, dict[int, _Score]] = {}
@@ -168,7 +168,7 @@ class WorkingSet:
         names = [f"{kind}:{key}" for key in keys]
         if names:
             await _sql.lock_keys(self._conn, keys=names)
-        self._locked.update(names)
+        self._locked.update((kind, key) for key in keys)
 
     async def _load_enrolments(self, ids: list[UUID]) -> None:
         if not ids:
@@ -208,7 +208,7 @@ class WorkingSet:
 
     async def lock(self, kind: str, key: UUID) -> None:
         """Already held since `load` (NotLoaded otherwise)."""
-        if f"{kind}:{key}" not in self._locked:
+        if (kind, key) not in self._locked:
             raise NotLoaded(f"no lock on {kind} {key}")
 
     async def belongs_to_another_tenant(self, kind: str, key: UUID) -> bool:
