@@ -18,6 +18,10 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
 
 
+DEFAULT_MAX_BATCH = 2000
+"""Records a consumer applies together at most, unless PROGRAMMES_MAX_BATCH says otherwise."""
+
+
 class Settings(BaseSettings):
     """Connections and tuning knobs; see the README's configuration table."""
 
@@ -87,7 +91,7 @@ class Settings(BaseSettings):
         "outbox backlog, pending assignment requests).",
     )
     max_batch: int = Field(
-        2000,
+        DEFAULT_MAX_BATCH,
         gt=0,
         validation_alias=_env("PROGRAMMES_MAX_BATCH"),
         description="Records a consumer fetches and applies together at most (larger: "

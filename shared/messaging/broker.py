@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker
 from shared.events import envelope_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.dead_letters import Delivery
-from shared.settings import Settings
+from shared.settings import DEFAULT_MAX_BATCH, Settings
 from shared.telemetry import broker_middlewares
 
 
@@ -89,7 +89,7 @@ def subscribe(
     group_id: str,
     process_batch: BatchProcessor,
     description: str,
-    max_records: int = 2000,
+    max_records: int = DEFAULT_MAX_BATCH,
 ) -> None:
     """Feed batches of `topic` to `process_batch` as member of `group_id`."""
     payload = list[envelope_for(event_type)]  # type: ignore[misc, valid-type]
@@ -123,7 +123,7 @@ def subscribe_consumer(
     *,
     topic: str,
     group_id: str,
-    max_records: int = 2000,
+    max_records: int = DEFAULT_MAX_BATCH,
 ) -> None:
     """Feed batches of `topic` to the consumer pipeline `consumer`."""
     subscribe(

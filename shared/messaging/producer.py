@@ -73,11 +73,7 @@ class KafkaSink:
         self, topic: str, value: bytes | None, *, key: bytes | None, headers: Headers
     ) -> None:
         """Publish one record and wait until the broker has it."""
-        producer = await self._alive()
-        try:
-            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
-        except _PRODUCER_DEAD as error:
-            raise self._died(error) from error
+        await self.send_many([(topic, value, key, headers)])
 
     async def send_many(
         self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]

@@ -44,9 +44,6 @@ class FakeProducer:
             done.set_result(None)
         return done
 
-    async def send_and_wait(self, topic: str, value: bytes | None, **kwargs: Any) -> None:
-        await (await self.send(topic, value, **kwargs))
-
 
 def sink_over(*producers: FakeProducer) -> KafkaSink:
     queue = list(producers)
