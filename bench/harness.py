@@ -23,7 +23,7 @@ from bench.processes import MemorySampler
 from bench.renewal import renewer
 from bench.replay import replay
 from bench.report import KINDS, Results, publish
-from bench.stack import opened_stack
+from bench.stack import opened_stack, server_settings
 from bench.throughput import orchestrator, scaling
 from bench.verification import verification
 
@@ -76,6 +76,7 @@ async def run(options: Options) -> int:
     with _logs_directory(options.keep_logs) as logs:
         async with opened_stack() as stack:
             say(f"stack: Kafka {stack.conns.kafka}, databases bench_{stack.tag}_*")
+            results.servers = await server_settings(stack.conns)
             ctx = Context(stack, options, results, memory, Path(logs))
             sampling = asyncio.create_task(memory.run())
             try:

@@ -99,6 +99,7 @@ class Results:
     notes: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # scenarios that raised
     load_at_start: float = field(default_factory=lambda: _load())
+    servers: dict[str, dict[str, str]] = field(default_factory=dict)  # settings that move figures
 
     def add(self, key: str, value: float) -> None:
         if key not in KINDS:
@@ -158,6 +159,7 @@ class Results:
                 "load_1m_at_start": self.load_at_start,
                 "load_1m_at_end": _load(),
             },
+            "servers": self.servers,
             "scale": self.options.scale,
             "runs": self.options.runs,
             "scenarios": list(self.options.scenarios),
@@ -229,10 +231,21 @@ def table(results: Results) -> Table:
     return grid
 
 
+def servers_line(servers: dict[str, dict[str, str]]) -> str:
+    """`postgresql fsync=off …; kafka …=0`: the settings the figures were taken with."""
+    return "; ".join(
+        f"{server} " + " ".join(f"{k}={v}" for k, v in settings.items())
+        for server, settings in servers.items()
+    )
+
+
 def publish(results: Results, console: Console) -> Path:
     """Print the table and notes; write <output>/<timestamp>.json and latest.json."""
     results.derive()
     console.print(table(results))
+    if results.servers:
+        line = f"  servers: {servers_line(results.servers)}"
+        console.print(line, highlight=False, soft_wrap=True)
     for note in results.notes:
         console.print(f"  · {note}", highlight=False)
     document = json.dumps(results.as_json(), indent=2, ensure_ascii=False)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.db.migrate import migrate
 from shared.fleet import FLEET
@@ -65,6 +66,33 @@ def connections() -> Connections:
         app_url=str(env["DATABASE_URL"]),
         owner_url=str(env["MIGRATIONS_DATABASE_URL"]),
     )
+
+
+POSTGRES_SETTINGS = ("server_version", "fsync", "synchronous_commit", "full_page_writes")
+KAFKA_SETTINGS = ("group.coordinator.append.linger.ms",)
+
+
+async def server_settings(conns: Connections) -> dict[str, dict[str, str]]:
+    """The server settings that move the figures, to print beside them: PostgreSQL's
+    durability (the dev stack turns it off for speed) and how long the broker holds
+    an offset commit. Asked of the servers themselves, whichever stack they are."""
+    postgresql: dict[str, str] = {}
+    conn = await connect(conns.admin_url)
+    try:
+        for name in POSTGRES_SETTINGS:
+            postgresql[name] = str(await conn.fetchval(f"SHOW {name}"))
+    finally:
+        await conn.close()
+    kafka: dict[str, str] = {}
+    async with connected(AIOKafkaAdminClient(bootstrap_servers=conns.kafka)) as admin:
+        cluster = await admin.describe_cluster()
+        broker = str(cluster["brokers"][0]["node_id"])
+        wanted = ConfigResource(ConfigResourceType.BROKER, broker, dict.fromkeys(KAFKA_SETTINGS))
+        for response in await admin.describe_configs([wanted]):
+            for resource in response.to_object()["resources"]:
+                for entry in resource["config_entries"]:
+                    kafka[entry["config_names"]] = str(entry["config_value"])
+    return {"postgresql": postgresql, "kafka": kafka}
 
 
 async def connect(url: str) -> asyncpg.Connection:

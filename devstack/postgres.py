@@ -36,16 +36,30 @@ from devstack.processes import (
 
 PG_SYSTEM_USER = "programmes-pg"
 SUPERUSER = "postgres"
-# Dev/test stack: durability is traded for speed. A crash of the machine may lose
-# recent commits or corrupt the cluster, which `down --purge` + `up` fixes.
 SERVER_SETTINGS = {
     "listen_addresses": HOST,
     "max_connections": "200",
     "shared_buffers": "128MB",
+}
+# Dev/test stack: durability is traded for speed. A crash of the machine may lose
+# recent commits or corrupt the cluster, which `down --purge` + `up` fixes. With
+# PROGRAMMES_PG_DURABLE=1 at start, the server keeps PostgreSQL's durable defaults
+# (to take benchmark figures as a production server would give them).
+NOT_DURABLE = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
 }
+DURABLE_ENV = "PROGRAMMES_PG_DURABLE"
+
+
+def server_settings() -> dict[str, str]:
+    """The `-c` settings of the server about to start."""
+    if os.environ.get(DURABLE_ENV, "") in ("1", "true", "yes"):
+        return dict(SERVER_SETTINGS)
+    return {**SERVER_SETTINGS, **NOT_DURABLE}
+
+
 # sun_path holds 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 
@@ -123,7 +137,7 @@ def start(state: Path, paths: PostgresPaths, ports: Ports, superuser_password: s
     say(f"postgres: starting on {HOST}:{ports.postgres}…")
     started = time.monotonic()
     options = [f"-p {ports.postgres}", f"-k {shlex.quote(str(paths.socket_dir))}"]
-    options += [f"-c {key}={shlex.quote(value)}" for key, value in SERVER_SETTINGS.items()]
+    options += [f"-c {key}={shlex.quote(value)}" for key, value in server_settings().items()]
     try:
         _pg_ctl(
             bin_dir,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import KINDS
+from bench.stack import KAFKA_SETTINGS, POSTGRES_SETTINGS
 from tests.support.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,4 +67,11 @@ def test_every_figure_is_measured(services: Services, tmp_path: Path) -> None:
         assert figure["runs"], key
         for ceiling, ratio in figure["ratio_to_ceiling"].items():
             assert math.isfinite(ratio) and ratio > 0, (key, ceiling, ratio)
+    # The server settings that move the figures are the servers' own, printed too.
+    servers = document["servers"]
+    assert set(servers["postgresql"]) == set(POSTGRES_SETTINGS)
+    assert set(servers["kafka"]) == set(KAFKA_SETTINGS)
+    assert servers["postgresql"]["fsync"] in {"on", "off"}, servers
+    assert int(servers["kafka"]["group.coordinator.append.linger.ms"]) >= -1, servers
+    assert f"fsync={servers['postgresql']['fsync']}" in result.stdout
     assert "programmes bench" in result.stdout  # the table

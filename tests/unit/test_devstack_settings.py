@@ -1,0 +1,31 @@
+"""The settings the local stack starts its servers with (no server started here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devstack import kafka, postgres
+from devstack.paths import Ports
+
+
+def test_postgres_trades_durability_for_speed_unless_asked_to_be_durable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(postgres.DURABLE_ENV, raising=False)
+    fast = postgres.server_settings()
+    assert {fast[k] for k in ("fsync", "synchronous_commit", "full_page_writes")} == {"off"}
+
+    monkeypatch.setenv(postgres.DURABLE_ENV, "1")
+    durable = postgres.server_settings()
+    # PostgreSQL's own defaults (all on) apply: nothing about durability is passed.
+    assert not {"fsync", "synchronous_commit", "full_page_writes"} & set(durable)
+    assert durable["max_connections"] == fast["max_connections"]
+
+
+def test_the_broker_writes_offset_commits_without_lingering(tmp_path: Path) -> None:
+    properties = kafka._server_properties(kafka.KafkaPaths(tmp_path), Ports(29092, 29093, 25432))
+    lines = set(properties.splitlines())
+    assert "group.coordinator.append.linger.ms=0" in lines
+    assert "group.initial.rebalance.delay.ms=0" in lines
