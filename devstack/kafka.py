@@ -182,11 +182,6 @@ def _server_properties(paths: KafkaPaths, ports: Ports) -> str:
         "share.coordinator.state.topic.min.isr": "1",
         # Tests create groups constantly; do not wait 3 s for more members to join.
         "group.initial.rebalance.delay.ms": "0",
-        # Kafka 4.0-4.1's group coordinator holds each write (an offset commit
-        # among them) 5 ms hoping to batch it with others: a consumer that commits
-        # after every batch waits that long each time. 0 writes at once, as 4.2's
-        # adaptive default (-1) does when the coordinator is not busy (KAFKA-19826).
-        "group.coordinator.append.linger.ms": "0",
         # The default (128 MB) is wasted on a dev box; 1 MB is rejected as too small.
         "log.cleaner.dedupe.buffer.size": "2097152",
         "auto.create.topics.enable": "true",

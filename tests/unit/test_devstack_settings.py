@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from devstack import kafka, postgres
-from devstack.paths import Ports
+from devstack import postgres
 
 
 def test_postgres_trades_durability_for_speed_unless_asked_to_be_durable(
@@ -22,10 +19,3 @@ def test_postgres_trades_durability_for_speed_unless_asked_to_be_durable(
     # PostgreSQL's own defaults (all on) apply: nothing about durability is passed.
     assert not {"fsync", "synchronous_commit", "full_page_writes"} & set(durable)
     assert durable["max_connections"] == fast["max_connections"]
-
-
-def test_the_broker_writes_offset_commits_without_lingering(tmp_path: Path) -> None:
-    properties = kafka._server_properties(kafka.KafkaPaths(tmp_path), Ports(29092, 29093, 25432))
-    lines = set(properties.splitlines())
-    assert "group.coordinator.append.linger.ms=0" in lines
-    assert "group.initial.rebalance.delay.ms=0" in lines
