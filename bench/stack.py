@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from devstack.postgres import NOT_DURABLE
 from shared.db.migrate import migrate
 from shared.fleet import FLEET
 from shared.messaging.clients import connected
@@ -68,7 +69,7 @@ def connections() -> Connections:
     )
 
 
-POSTGRES_SETTINGS = ("server_version", "fsync", "synchronous_commit", "full_page_writes")
+POSTGRES_SETTINGS = ("server_version", *NOT_DURABLE)  # the durability the dev stack trades
 KAFKA_SETTINGS = ("group.coordinator.append.linger.ms",)
 
 
@@ -88,10 +89,10 @@ async def server_settings(conns: Connections) -> dict[str, dict[str, str]]:
         cluster = await admin.describe_cluster()
         broker = str(cluster["brokers"][0]["node_id"])
         wanted = ConfigResource(ConfigResourceType.BROKER, broker, dict.fromkeys(KAFKA_SETTINGS))
-        for response in await admin.describe_configs([wanted]):
-            for resource in response.to_object()["resources"]:
-                for entry in resource["config_entries"]:
-                    kafka[entry["config_names"]] = str(entry["config_value"])
+        (response,) = await admin.describe_configs([wanted])  # one broker, one resource
+        (resource,) = response.to_object()["resources"]
+        for entry in resource["config_entries"]:
+            kafka[entry["config_names"]] = str(entry["config_value"])
     return {"postgresql": postgresql, "kafka": kafka}
 
 
