@@ -12,24 +12,46 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from shared.events import envelope_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.dead_letters import Delivery
+from shared.messaging.prefetch import PrefetchingConsumer
 from shared.settings import DEFAULT_MAX_BATCH, Settings
 from shared.telemetry import broker_middlewares
+
+
+class PrefetchingBroker(KafkaBroker):
+    """A faststream broker whose subscribers consume with `PrefetchingConsumer`,
+    running up to `prefetch_records` records ahead of their handlers."""
+
+    def __init__(self, *args: Any, prefetch_records: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prefetch_records = prefetch_records
+
+    async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
+        await super()._connect()
+        # faststream builds every subscriber's consumer with this factory, which
+        # it sets when connecting: swap the class, keep its options.
+        config = self.config.broker_config
+        options = config.builder.keywords  # type: ignore[attr-defined]
+        config.builder = partial(
+            PrefetchingConsumer, prefetch_records=self._prefetch_records, **options
+        )
+        return config.builder
 
 
 def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
     """One broker per process; bodies are handed over undecoded (apply_types=False).
     With tracing on (shared/telemetry.py), faststream's tracing middleware spans
     every batch, linked to the `traceparent` headers of its records."""
-    return KafkaBroker(
+    return PrefetchingBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         apply_types=False,
@@ -37,6 +59,7 @@ def create_broker(settings: Settings, client_id: str) -> KafkaBroker:
         log_level=logging.DEBUG,
         graceful_timeout=20.0,
         middlewares=broker_middlewares(),
+        prefetch_records=settings.max_batch,
     )
 
 

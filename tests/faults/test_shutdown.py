@@ -50,7 +50,8 @@ from tests.support.services import Services, with_database
 DEPLOYMENT = Path(__file__).parents[2] / "deploy/kubernetes/base/orchestrator.yaml"
 SUBMISSIONS = 900
 ENROLMENTS = 30
-ROW_DELAY = 0.01  # seconds per submission row: a batch of 300 takes ~3 s
+ROW_DELAY = 0.01  # seconds per submission row: a batch of BATCH takes ~1.5 s
+BATCH = "150"  # records per batch, so that a backlog outlasts the batch in flight
 
 
 def grace_period() -> float:
@@ -122,7 +123,11 @@ async def test_sigterm_drains_commits_what_it_finished_and_a_restart_finishes_th
     ):
         engine_url = f"http://127.0.0.1:{engine.port}"
         async with service_process(
-            "orchestrator", settings, tmp_path, ASSIGNMENT_SERVICE_URL=engine_url
+            "orchestrator",
+            settings,
+            tmp_path,
+            ASSIGNMENT_SERVICE_URL=engine_url,
+            PROGRAMMES_MAX_BATCH=BATCH,
         ) as first:
             await first.ready()
 
