@@ -10,13 +10,15 @@ half cycles; measured in docs/adr/0014-prefetching-consumer.md).
 
 `PrefetchingConsumer` drains aiokafka's buffer in a background task, into a
 buffer of its own (bounded by `prefetch_records`), so aiokafka fetches again at
-once; `getmany` hands out what has arrived. Because the consumer's positions run
-ahead of what the application has been handed, `commit()` without offsets
-commits the offset after the last record handed out per partition (what
-aiokafka's `commit()` means for a consumer that does not prefetch), never the
-fetch position. Buffered records are forgotten when their partition is
-revoked, assigned or sought, so nothing is handed out twice out of order or
-after it moved to another member.
+once; `getmany` hands out what has arrived. The consumer's positions run ahead of
+what the application has been handed, so `commit()` without offsets commits, per
+partition, the offset of the next record not handed out yet (what aiokafka's
+`commit()` means for a consumer that does not prefetch), never the fetch
+position. It commits in the background, one commit in flight at a time, so that
+the next batch need not wait for the broker; pending commits are finished before
+partitions are revoked and before the consumer stops. Buffered records are
+dropped when their partition is revoked or sought, so no record is handed out
+out of order, or after its partition moved to another member.
 
 The liveness check of the group (`max_poll_interval_ms`) keeps its meaning: the
 background task stops fetching when the application has not asked for records
@@ -114,11 +116,10 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
         return self._hand_out(set(partitions), max_records or self._max_poll_records)
 
     async def commit(self, offsets: Any = None) -> None:
-        """Commit `offsets` and wait for it. Without them: commit the offset after
-        the last record handed out of each assigned partition, in the background
-        (one commit in flight at a time, carrying the newest offsets); a failed
-        background commit is logged and superseded by the next one, and every
-        pending one is finished before partitions are revoked or the consumer stops."""
+        """Commit `offsets` and wait for it. Without them: commit, per assigned
+        partition, the offset of the next record not handed out yet, in the
+        background (one commit in flight at a time, carrying the newest offsets);
+        a failed background commit is logged and superseded by the next one."""
         if offsets is not None:
             await super().commit(offsets)
             return
