@@ -94,8 +94,9 @@ class Settings(BaseSettings):
         DEFAULT_MAX_BATCH,
         gt=0,
         validation_alias=_env("PROGRAMMES_MAX_BATCH"),
-        description="Records a consumer fetches and applies together at most (larger: "
-        "fewer round trips per event; a bad event makes its tenant's share redone one by one).",
+        description="Records a consumer applies together at most, and fetches ahead of its "
+        "handler at most (larger: fewer round trips per event; a bad event makes its "
+        "tenant's share redone one by one).",
     )
     max_event_bytes: int = Field(
         256 * 1024,
