@@ -58,7 +58,6 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
             raise ValueError("prefetch_records must be at least 1")
         self._prefetch_records = prefetch_records
         self._buffer: Records = {}
-        self._buffered = 0
         self._fetch_error: BaseException | None = None
         self._arrived = asyncio.Event()
         self._wanted = asyncio.Event()
@@ -172,7 +171,7 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
         """Drop the buffered records of `partitions` (fetched from positions that
         no longer hold)."""
         for tp in partitions:
-            self._buffered -= len(self._buffer.pop(tp, ()))
+            self._buffer.pop(tp, None)
         self._wanted.set()
 
     def _hand_out(self, partitions: set[TopicPartition], limit: int) -> Records:
@@ -191,7 +190,6 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
             else:
                 del self._buffer[tp]
             limit -= len(taken[tp])
-            self._buffered -= len(taken[tp])
         self._wanted.set()
         return taken
 
@@ -209,6 +207,11 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
             buffered = self._buffer.get(tp)
             offsets[tp] = buffered[0].offset if buffered else consumed.offset
         return offsets
+
+    @property
+    def _buffered(self) -> int:
+        """Records fetched and not handed out yet (a few partitions' lists)."""
+        return sum(map(len, self._buffer.values()))
 
     def _may_prefetch(self) -> bool:
         asked_lately = time.monotonic() - self._asked_at < self._max_poll_interval_ms / 2000
@@ -235,7 +238,6 @@ class PrefetchingConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka h
                 continue
             for tp, records in fetched.items():
                 self._buffer.setdefault(tp, []).extend(records)
-                self._buffered += len(records)
             if fetched:
                 self._arrived.set()
 

@@ -54,11 +54,10 @@ def consumer_of(bootstrap: str, topic: str, group: str, **options: Any) -> Prefe
     )
 
 
-async def take(consumer: PrefetchingConsumer, handed: Handed, max_records: int) -> int:
+async def take(consumer: PrefetchingConsumer, handed: Handed, max_records: int) -> None:
     batch = await consumer.getmany(timeout_ms=1000, max_records=max_records)
     for tp, records in batch.items():
         handed.setdefault(tp, []).extend(int(r.value) for r in records)
-    return sum(len(records) for records in batch.values())
 
 
 async def take_until(consumer: PrefetchingConsumer, handed: Handed, total: int) -> None:
