@@ -1,7 +1,7 @@
 """Latency at a steady offered load, orchestrator and certifier running.
 
 A paced producer sends submission.created at `latency_rate` events/s (linger 0),
-noting the time of each send. A poller asks the database every 5 ms, as the
+noting the time of each send. A poller asks the database every 5 ms (one query), as the
 services' role under the tenant, which of the outstanding submissions have a
 `submissions` row (written in the transaction that updates the ledger) and which
 completed enrolments have a live certificate. A row seen by a query was
@@ -9,7 +9,8 @@ committed before that query's snapshot, so the time it is counted at is the
 query's start: each latency is an upper bound, at most one poll interval (plus
 one query) late. `recorded_at`/`received_at` are not used: `now()` is the start
 of the transaction, not its commit. Events sent in the first 10 % of the run
-(at most 2 s) are left out (warm-up).
+(at most 2 s) are left out (warm-up). From the end of the warm-up to the last
+send, the CPU time each part of the stack used is read as well (bench/cpu.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import asyncpg
 
 from bench import seed, workload
 from bench.context import T0, Context
+from bench.cpu import CpuClock, shares
 from bench.kafka import GroupWatch, bulk_producer
 from bench.processes import fleet
 from bench.stack import connect, scratch, topics
@@ -34,10 +36,14 @@ POLL = 0.005
 WINDOW = 1_000  # oldest outstanding ids asked about per poll (a backlog means seconds anyway)
 PATIENCE = 60.0  # seconds after the last send before outstanding ones are censored
 SETTLE = 2.0
-_SEEN_SUBMISSIONS = "SELECT id FROM submissions WHERE id = ANY($1::uuid[])"
-_SEEN_CERTIFICATES = (
-    "SELECT enrolment_id FROM certificates"
-    " WHERE enrolment_id = ANY($1::uuid[]) AND status <> 'revoked'"
+# One query per poll for both kinds (the poller shares the cores it measures):
+# which of these submissions have a row, and which of these enrolments a live
+# certificate, told apart by `certificate`.
+_SEEN = (
+    "SELECT id, false AS certificate FROM submissions WHERE id = ANY($1::uuid[])"
+    " UNION ALL"
+    " SELECT enrolment_id, true FROM certificates"
+    " WHERE enrolment_id = ANY($2::uuid[]) AND status <> 'revoked'"
 )
 
 
@@ -72,18 +78,21 @@ class Tracker:
         sent = [pending.pop(i) for i in ids]
         return [(at - s) * 1000 for s in sent if s >= self.warm_until]
 
-    async def _ask(
-        self, conn: asyncpg.Connection, sql: str, pending: dict[uuid.UUID, float]
-    ) -> list[float]:
-        if not pending:
-            return []
-        at = time.perf_counter()
-        rows = await conn.fetch(sql, list(itertools.islice(pending, WINDOW)))
-        return self._seen(pending, [r[0] for r in rows], at)
-
     async def poll(self, conn: asyncpg.Connection) -> None:
-        self.ledger_ms += await self._ask(conn, _SEEN_SUBMISSIONS, self.submissions)
-        self.certificate_ms += await self._ask(conn, _SEEN_CERTIFICATES, self.certificates)
+        if not self.outstanding:
+            return
+        at = time.perf_counter()
+        rows = await conn.fetch(
+            _SEEN,
+            list(itertools.islice(self.submissions, WINDOW)),
+            list(itertools.islice(self.certificates, WINDOW)),
+        )
+        self.ledger_ms += self._seen(
+            self.submissions, [r["id"] for r in rows if not r["certificate"]], at
+        )
+        self.certificate_ms += self._seen(
+            self.certificates, [r["id"] for r in rows if r["certificate"]], at
+        )
 
     def censor(self) -> int:
         """Count what is still outstanding as seen now (a lower bound on its
@@ -120,7 +129,7 @@ async def latency(ctx: Context) -> None:
 
 async def _run(
     ctx: Context, source: str, tenant: uuid.UUID, planned: list[workload.Submission]
-) -> tuple[Tracker, float]:
+) -> tuple[Tracker, float, dict[str, float]]:
     async with (
         scratch(ctx.stack, source, "lat") as database,
         topics(ctx.stack, "lat", ctx.sizes.partitions) as prefix,
@@ -149,17 +158,26 @@ async def _groups_ready(ctx: Context, prefix: str) -> None:
         await asyncio.sleep(SETTLE)
 
 
+async def _cpu_from(at: float, services: dict[int, str]) -> CpuClock:
+    await asyncio.sleep(max(0.0, at - time.perf_counter()))
+    return await asyncio.to_thread(CpuClock.read, services)
+
+
 async def _paced(
     ctx: Context, conn: asyncpg.Connection, topic: str, planned: list[workload.Submission]
-) -> tuple[Tracker, float]:
+) -> tuple[Tracker, float, dict[str, float]]:
+    """Send at the offered rate and follow every event to its rows; the CPU each
+    part of the stack used from the end of the warm-up to the last send."""
     rate = ctx.sizes.latency_rate
     producer = bulk_producer(ctx.stack.conns.kafka, linger_ms=0)
     await producer.start()
     tracker = Tracker()
     polling = asyncio.create_task(tracker.run(conn))
+    cpu_start: asyncio.Task[CpuClock] | None = None
     try:
         start = time.perf_counter()
         tracker.warm_until = start + min(2.0, 0.1 * ctx.sizes.latency_seconds)
+        cpu_start = asyncio.create_task(_cpu_from(tracker.warm_until, ctx.memory.services))
         for i, submission in enumerate(planned):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
@@ -168,16 +186,19 @@ async def _paced(
             key, value = submission.message
             await producer.send(topic, value, key=key)
         offered = len(planned) / (time.perf_counter() - start)
+        cpu = shares(await cpu_start, await asyncio.to_thread(CpuClock.read, ctx.memory.services))
         await producer.flush()
         await tracker.settled(within=PATIENCE)
     finally:
         polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
+        if cpu_start is not None:
+            cpu_start.cancel()
+        await asyncio.gather(polling, *filter(None, [cpu_start]), return_exceptions=True)
         await producer.stop()
-    return tracker, offered
+    return tracker, offered, cpu
 
 
-def _record(ctx: Context, tracker: Tracker, offered: float) -> None:
+def _record(ctx: Context, tracker: Tracker, offered: float, cpu: dict[str, float]) -> None:
     censored = tracker.censor()
     if censored:
         ctx.results.note(
@@ -185,6 +206,8 @@ def _record(ctx: Context, tracker: Tracker, offered: float) -> None:
             "the last send, counted with the time waited"
         )
     ctx.results.add("offered_rate", offered)
+    for part, percent in cpu.items():
+        ctx.results.add(f"cpu_{part}", percent)
     for name, values in (("ledger", tracker.ledger_ms), ("certificate", tracker.certificate_ms)):
         if not values:
             raise RuntimeError(f"latency: no {name} was observed")

@@ -68,6 +68,11 @@ class MemorySampler:
     def watch(self, name: str, pid: int) -> None:
         self._watched[pid] = name
 
+    @property
+    def services(self) -> dict[int, str]:
+        """The running services watched, by pid."""
+        return dict(self._watched)
+
     def sample(self) -> None:
         for pid, name in list(self._watched.items()):
             try:

@@ -71,6 +71,19 @@ KINDS: dict[str, Kind] = {
     "certificate_p99": Kind("Last submission → certificate, p99", "ms", at_most(250)),
     "certificate_max": Kind("Last submission → certificate, max", "ms"),
     "offered_rate": Kind("Latency: offered load achieved", "events/s"),
+    # What each part of the stack used during the latency runs (bench/cpu.py).
+    **{
+        f"cpu_{part}": Kind(f"Latency: CPU of {name}", "% of a core")
+        for part, name in (
+            ("orchestrator", "orchestrator"),
+            ("certifier", "certifier"),
+            ("postgresql", "PostgreSQL"),
+            ("kafka", "Kafka broker"),
+            ("harness", "harness (producer, poller)"),
+            ("other", "everything else"),
+            ("machine", "whole machine"),
+        )
+    },
     "replay_first_pass": Kind("Replay set, first pass (1 process)", "events/s", None, _THROUGHPUT),
     "replay": Kind(
         "Replay from earliest, already processed", "events/s", at_least(20000), _THROUGHPUT
