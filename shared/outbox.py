@@ -53,6 +53,19 @@ def _headers(event_id: UUID, traceparent: str | None) -> list[tuple[str, bytes]]
     return headers
 
 
+def outbox_columns(
+    events: Sequence[tuple[CloudEvent[Any], str]], *, topic_prefix: str
+) -> tuple[list[str], list[str], list[UUID], list[str]]:
+    """The outbox columns of (event, key) pairs, as the arrays the set-based inserts
+    take: topics, message keys, event ids, bodies."""
+    return (
+        [topic_for(event.type, topic_prefix) for event, _ in events],
+        [key for _, key in events],
+        [event.id for event, _ in events],
+        [event.to_json() for event, _ in events],
+    )
+
+
 async def enqueue_many(
     conn: Connection, events: Sequence[tuple[CloudEvent[Any], str]], *, topic_prefix: str
 ) -> set[UUID]:
@@ -60,13 +73,10 @@ async def enqueue_many(
     ids of the events written (an id already in the outbox is skipped)."""
     if not events:
         return set()
+    topics, keys, ids, bodies = outbox_columns(events, topic_prefix=topic_prefix)
     rows = await fetch_all(
         messaging.enqueue_events(
-            conn,
-            topics=[topic_for(event.type, topic_prefix) for event, _ in events],
-            message_keys=[key for _, key in events],
-            event_ids=[event.id for event, _ in events],
-            events=[event.to_json() for event, _ in events],
+            conn, topics=topics, message_keys=keys, event_ids=ids, events=bodies
         )
     )
     return {row["event_id"] for row in rows}
@@ -133,11 +143,16 @@ class OutboxRelay:
         return backlog
 
     async def drain(self) -> int:
-        """Publish until nothing is pending; returns how many rows were published."""
+        """Publish until nothing is pending; returns how many rows were published.
+        A batch shorter than the claim limit took everything there was: asking
+        again would cost four round trips to learn that (rows committed since are
+        announced by `wake`, or found at the next poll)."""
         total = 0
-        while published := await retry_transient(self.publish_batch):
+        while True:
+            published = await retry_transient(self.publish_batch)
             total += published
-        return total
+            if published < self._batch_size:
+                return total
 
     async def run(self) -> None:
         """Relay forever (until cancelled)."""

@@ -18,6 +18,8 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared.db.pool import end_transaction
+
 _ROLE = re.compile(r"[a-z_]{1,32}")
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, true)"
 """Sets the tenant for the current transaction on a connection of one's own."""
@@ -31,7 +33,8 @@ class UnitOfWork:
     renewer scans) answer. Use `TenantUnitOfWork` for tenant data.
 
     The transaction is opened with one round trip (BEGIN and the settings sent as
-    one simple query) and ended with one (COMMIT or ROLLBACK).
+    one simple query) and ended with one (COMMIT or ROLLBACK, with the session reset
+    the pool would otherwise do on release: see `shared.db.pool.ResettingConnection`).
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -76,7 +79,7 @@ class UnitOfWork:
         """Commit the transaction."""
         if self._conn is None:
             raise RuntimeError("the unit of work is not open")
-        await self._conn.execute("COMMIT")
+        await end_transaction(self._conn, "COMMIT")
         self._committed = True
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
@@ -93,7 +96,7 @@ class UnitOfWork:
             return
         try:
             if not self._committed:
-                await conn.execute("ROLLBACK")
+                await end_transaction(conn, "ROLLBACK")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
             # A broken connection has rolled back by itself; the pool discards it.
             pass

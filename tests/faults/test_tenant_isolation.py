@@ -211,9 +211,9 @@ async def test_a_session_level_tenant_setting_does_not_reach_the_next_borrower(
 ) -> None:
     """Defence in depth: the fleet only ever sets the tenant for one transaction, but a
     careless session-level set_config (a future code path, a debugging session through
-    the pool) must still not outlive the borrower: the pool resets the session on
-    release, else the next unit of work (even a tenant-less one, like the outbox
-    relay's) would run as that tenant."""
+    the pool) must still not outlive the borrower: the session is reset as a unit of
+    work's transaction ends, or by the pool on release, else the next unit of work
+    (even a tenant-less one, like the outbox relay's) would run as that tenant."""
     pool = await create_pool(settings.model_copy(update={"db_pool_max_size": 2}))
     tenants = [uuid.uuid4() for _ in range(2)]
     try:
@@ -230,6 +230,12 @@ async def test_a_session_level_tenant_setting_does_not_reach_the_next_borrower(
                     "SELECT set_config('app.tenant_id', $1, false)", str(uow.tenant_id)
                 )
                 await uow.commit()
+        for _ in range(4):
+            await _probe(pool)
+        # A unit of work resets the session as its transaction ends; a borrower
+        # outside one is reset by the pool on release.
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT set_config('app.tenant_id', $1, false)", str(tenants[1]))
         for _ in range(4):
             await _probe(pool)
     finally:

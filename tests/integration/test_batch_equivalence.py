@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from services.orchestrator.handlers import Orchestrator
@@ -107,6 +107,16 @@ async def _enrol_two(
         await pool.close()
 
 
+async def _certified_earlier(admin_url: str) -> None:
+    """Give every enrolment a certification time (as a superuser), so that a batch
+    which sends one back in progress must clear it as the one-message path does."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("UPDATE enrolments SET certified_at = $1", T0)
+    finally:
+        await conn.close()
+
+
 def _events(
     sample: Sample,
     learners: list[tuple[uuid.UUID, dict[str, uuid.UUID]]],
@@ -177,6 +187,7 @@ async def _run(
     admin_url, app_url = services.admin_url, services.app_url
     async with database_copy(admin_url, template, "programmes_eq") as one:
         sample, learners = await _enrol_two(with_database(app_url, one), prerequisites)
+        await _certified_earlier(with_database(admin_url, one))
         events = _events(sample, learners, scenario)
         order = events + rng.sample(events, len(events) // 2)  # some delivered twice
         rng.shuffle(order)
@@ -199,6 +210,17 @@ async def _run(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 @given(scenario=scenarios, prerequisites=st.booleans(), seed=st.integers(0, 2**32))
+# Both learners complete, then a correction of a report sends an enrolment back in
+# progress, which must clear its certification time (see _certified_earlier).
+@example(
+    scenario=[
+        Submission("theory", 1, ((90.0, True),)),
+        Submission("hazard", 2, ((90.0, True),)),
+        Submission("report", 3, ((None, True), (None, False))),
+    ],
+    prerequisites=False,
+    seed=0,  # delivers the second learner's correction after the completion
+)
 def test_batches_leave_the_same_tables_as_one_message_at_a_time(
     services: Services,
     template_database: str,

@@ -1,9 +1,9 @@
 """A batch of one tenant's events, served from memory and written back in bulk.
 
 `WorkingSet.load` takes the locks a batch needs and reads every row its events can
-touch with a handful of set-based queries; the handlers then run on it exactly as
-they run on `Ledger` (it implements the same `LedgerStore` port), and `flush`
-writes what they did with one statement per table. The pipeline wraps all of it
+touch in one round trip; the handlers then run on it exactly as they run on
+`Ledger` (it implements the same `LedgerStore` port), and `flush` writes what they
+did with two set-based statements (ADR 0015). The pipeline wraps all of it
 in one tenant transaction, so the batch commits or rolls back as a whole.
 
 Anything the handlers ask for that was not loaded raises `NotLoaded` rather than
@@ -32,7 +32,7 @@ from shared.db.pool import Connection
 from shared.db.queries import fetch_all, load_queries
 from shared.events import CloudEvent
 from shared.ids import assignment_idempotency_key
-from shared.outbox import enqueue_many
+from shared.outbox import outbox_columns
 
 _sql = load_queries(Path(__file__).with_name("sql") / "working_set.sql")
 
@@ -104,50 +104,52 @@ class WorkingSet:
     ) -> WorkingSet:
         """Lock and read what events about these submissions (and, for new ones,
         these assignments) can touch: the same locks, in the same order, as the
-        one-message path."""
+        one-message path, in one round trip (`working_set_load`, migration
+        20261203000000)."""
         ws = cls(conn)
         submissions = sorted(set(submission_ids))
-        await ws._lock("submission", submissions)
-        foreign: set[UUID] = set()
-        for row in await fetch_all(_sql.submissions_by_id(conn, ids=submissions)):
-            if row["foreign"]:
-                foreign.add(row["id"])
-            else:
-                ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
+        rows = await fetch_all(
+            _sql.load(conn, submission_ids=submissions, assignment_ids=sorted(set(assignment_ids)))
+        )
+        facts: dict[str, list[Any]] = {}
+        for row in rows:
+            facts.setdefault(row["kind"], []).append(row)
+
+        for row in facts.get("submission", ()):
+            ws._submissions[row["id"]] = _Submission(row["assignment_id"], row["submitted_at"])
         ws._absent_submissions = set(submissions) - set(ws._submissions)
         ws._probed["submission"] = set(ws._absent_submissions)
+        foreign = {row["id"] for row in facts.get("foreign_submission", ())}
         ws._foreign["submission"] = foreign & ws._absent_submissions
+        ws._locked.update(("submission", key) for key in submissions)
 
+        # The assignments the function locked: the events' and the stored submissions'.
         assignments = sorted(
             set(assignment_ids) | {s.assignment_id for s in ws._submissions.values()}
         )
-        await ws._lock("assignment", assignments)
+        ws._locked.update(("assignment", key) for key in assignments)
         ws._links = dict.fromkeys(assignments)
-        foreign = set()
-        for row in await fetch_all(_sql.links_of(conn, assignment_ids=assignments)):
-            if row["foreign"]:
-                foreign.add(row["assignment_id"])
-            else:
-                ws._links[row["assignment_id"]] = Link(
-                    row["enrolment_id"], row["requirement_id"], row["user_id"]
-                )
+        for row in facts.get("link", ()):
+            ws._links[row["assignment_id"]] = Link(
+                row["enrolment_id"], row["requirement_id"], row["user_id"]
+            )
         ws._probed["assignment"] = {a for a, link in ws._links.items() if link is None}
+        foreign = {row["assignment_id"] for row in facts.get("foreign_assignment", ())}
         ws._foreign["assignment"] = foreign & ws._probed["assignment"]
 
-        await ws._load_attempts(assignments, submissions)
-        await ws._load_enrolments(
-            sorted({link.enrolment_id for link in ws._links.values() if link})
-        )
+        ws._read_attempts(assignments, submissions, facts.get("attempt", []))
+        await ws._read_enrolments(facts.get("enrolment", []), facts.get("progress", []))
+        for row in facts.get("requested", ()):
+            ws._requested.add((row["enrolment_id"], row["requirement_id"], row["requested_by"]))
         return ws
 
-    async def _load_attempts(self, assignments: list[UUID], submissions: list[UUID]) -> None:
+    def _read_attempts(
+        self, assignments: list[UUID], submissions: list[UUID], rows: list[Any]
+    ) -> None:
         """Every submission of these assignments, and the score versions of those
         and of these (possibly not yet known) submissions."""
         self._by_assignment = {a: [] for a in assignments}
         self._scores = {s: {} for s in submissions}
-        rows = await fetch_all(
-            _sql.attempts_of(self._conn, assignment_ids=assignments, submission_ids=submissions)
-        )
         for row in rows:
             submission_id = row["submission_id"]
             if row["assignment_id"] is not None:
@@ -164,29 +166,17 @@ class WorkingSet:
             if submission.assignment_id in self._by_assignment:
                 self._by_assignment[submission.assignment_id].append(submission_id)
 
-    async def _lock(self, kind: str, keys: Sequence[UUID]) -> None:
-        names = [f"{kind}:{key}" for key in keys]
-        if names:
-            await _sql.lock_keys(self._conn, keys=names)
-        self._locked.update((kind, key) for key in keys)
-
-    async def _load_enrolments(self, ids: list[UUID]) -> None:
-        if not ids:
-            return
-        rows = await fetch_all(_sql.lock_enrolments(self._conn, ids=ids))
+    async def _read_enrolments(self, enrolments: list[Any], progress: list[Any]) -> None:
+        """The locked enrolments (their snapshots parsed once per process) and
+        their ledger rows."""
         pinned = {
-            r["id"]: (r["tenant_id"], r["programme_id"], r["programme_version"]) for r in rows
+            r["id"]: (r["tenant_id"], r["programme_id"], r["programme_version"]) for r in enrolments
         }
         await self._load_snapshots(pinned)
-        for row in rows:
+        for row in enrolments:
             self._enrolments[row["id"]] = Enrolment.from_row(row, _SNAPSHOTS[pinned[row["id"]]])
             self._progress[row["id"]] = {}
-        for row in await fetch_all(_sql.ledger_of(self._conn, enrolment_ids=ids)):
-            if row["requested_by"] is not None:  # an assignment row
-                self._requested.add(
-                    (row["enrolment_id"], row["requirement_id"], row["requested_by"])
-                )
-                continue
+        for row in progress:
             self._progress[row["enrolment_id"]][row["requirement_id"]] = ProgressRow.from_row(row)
 
     async def _load_snapshots(self, pinned: dict[UUID, tuple[UUID, UUID, int]]) -> None:
@@ -415,63 +405,84 @@ class WorkingSet:
         return True
 
     async def flush(self) -> None:
-        """Write everything the batch did, one statement per table, in dependency order."""
-        conn = self._conn
-        if self._new_submissions or self._new_scores:
-            subs = _columns(self._new_submissions, 6)
-            scores = _columns(self._new_scores, 7)
-            await _sql.insert_submissions_and_scores(
-                conn,
-                ids=subs[0],
-                assignment_ids=subs[1],
-                user_ids=subs[2],
-                evaluation_ids=subs[3],
-                submitted_ats=subs[4],
-                event_ids=subs[5],
-                score_submission_ids=scores[0],
-                score_versions=scores[1],
-                scores=scores[2],
-                passed=scores[3],
-                correction_batch_ids=scores[4],
-                effective_ats=scores[5],
-                score_event_ids=scores[6],
-            )
-        if self._decisions:
-            await self._flush_decisions()
-        if self._status_changes:
-            await self._flush_status_changes()
-        if self._new_requests:
-            columns = _columns(self._new_requests, 6)
-            await _sql.request_assignments(
-                conn,
-                enrolment_ids=columns[0],
-                requirement_ids=columns[1],
-                user_ids=columns[2],
-                keys=columns[3],
-                evaluation_ids=columns[4],
-                org_unit_ids=columns[5],
-            )
-        await enqueue_many(conn, list(self._events.values()), topic_prefix=self._topic_prefix)
-
-    async def _flush_decisions(self) -> None:
-        c = _columns(self._decisions, 14)
-        await _sql.append_progress_history(
-            self._conn,
-            enrolment_ids=c[0],
-            requirement_ids=c[1],
-            seqs=c[2],
-            statuses=c[3],
-            previous_statuses=c[4],
-            reasons=c[5],
-            submission_ids=c[6],
-            score_versions=c[7],
-            scores=c[8],
-            passed=c[9],
-            attempt_counts=c[10],
-            event_ids=c[11],
-            event_types=c[12],
-            decided_ats=c[13],
+        """Write everything the batch did: one statement for every table but the
+        progress rows, then one for those (their guard must see the history). A batch
+        that changed nothing (a replay) writes nothing."""
+        wrote = (
+            self._new_submissions,
+            self._new_scores,
+            self._decisions,
+            self._status_changes,
+            self._new_requests,
+            self._events,
         )
+        if not any(wrote):
+            return
+        subs = _columns(self._new_submissions, 6)
+        scores = _columns(self._new_scores, 7)
+        history = _columns(self._decisions, 14)
+        changed = sorted({change[0] for change in self._status_changes})
+        statuses = _columns(self._status_changes, 8)
+        requests = _columns(self._new_requests, 6)
+        topics, keys, event_ids, bodies = outbox_columns(
+            list(self._events.values()), topic_prefix=self._topic_prefix
+        )
+        await _sql.write_batch(
+            self._conn,
+            ids=subs[0],
+            assignment_ids=subs[1],
+            user_ids=subs[2],
+            evaluation_ids=subs[3],
+            submitted_ats=subs[4],
+            event_ids=subs[5],
+            score_submission_ids=scores[0],
+            score_versions=scores[1],
+            scores=scores[2],
+            passed=scores[3],
+            correction_batch_ids=scores[4],
+            effective_ats=scores[5],
+            score_event_ids=scores[6],
+            history_enrolment_ids=history[0],
+            history_requirement_ids=history[1],
+            history_seqs=history[2],
+            history_statuses=history[3],
+            history_previous_statuses=history[4],
+            history_reasons=history[5],
+            history_submission_ids=history[6],
+            history_score_versions=history[7],
+            history_scores=history[8],
+            history_passed=history[9],
+            history_attempt_counts=history[10],
+            history_event_ids=history[11],
+            history_event_types=history[12],
+            history_decided_ats=history[13],
+            changed_ids=changed,
+            changed_statuses=[self._enrolments[e].status for e in changed],
+            changed_completed_ats=[self._enrolments[e].completed_at for e in changed],
+            changed_reopened=[e in self._reopened for e in changed],
+            status_enrolment_ids=statuses[0],
+            status_statuses=statuses[1],
+            status_previous_statuses=statuses[2],
+            status_reasons=statuses[3],
+            status_requirement_ids=statuses[4],
+            status_event_ids=statuses[5],
+            status_event_types=statuses[6],
+            status_decided_ats=statuses[7],
+            request_enrolment_ids=requests[0],
+            request_requirement_ids=requests[1],
+            request_user_ids=requests[2],
+            request_keys=requests[3],
+            request_evaluation_ids=requests[4],
+            request_org_unit_ids=requests[5],
+            outbox_topics=topics,
+            outbox_message_keys=keys,
+            outbox_event_ids=event_ids,
+            outbox_events=bodies,
+        )
+        if self._changed_progress:
+            await self._update_progress()
+
+    async def _update_progress(self) -> None:
         changed = sorted(self._changed_progress)
         rows = [self._progress[e][r] for e, r in changed]
         await _sql.update_progress(
@@ -486,23 +497,4 @@ class WorkingSet:
             passed=[row.state.passed for row in rows],
             attempt_counts=[row.state.attempt_count for row in rows],
             met_ats=[row.state.met_at for row in rows],
-        )
-
-    async def _flush_status_changes(self) -> None:
-        changed = sorted({change[0] for change in self._status_changes})
-        c = _columns(self._status_changes, 8)
-        await _sql.change_enrolments(
-            self._conn,
-            ids=changed,
-            statuses=[self._enrolments[e].status for e in changed],
-            completed_ats=[self._enrolments[e].completed_at for e in changed],
-            reopened=[e in self._reopened for e in changed],
-            enrolment_ids=c[0],
-            history_statuses=c[1],
-            previous_statuses=c[2],
-            reasons=c[3],
-            requirement_ids=c[4],
-            event_ids=c[5],
-            event_types=c[6],
-            decided_ats=c[7],
         )

@@ -4,50 +4,11 @@
 -- assignments, then enrolments; by key within each kind), the same order the
 -- one-message path takes them in, so batches and single messages cannot deadlock.
 
--- name: lock_keys(keys)$
--- The advisory locks of ledger.sql's lock_key, for many keys, in key order.
-SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))::integer
-FROM (SELECT DISTINCT k COLLATE "C" AS k FROM unnest(:keys::text[]) AS k ORDER BY 1) AS ordered;
-
--- name: submissions_by_id(ids)
--- These submissions of this tenant, and (foreign) those of these ids that belong
--- to another tenant (see foreign_reference): one round trip for both.
-SELECT id, assignment_id, submitted_at, false AS foreign
-FROM submissions WHERE id = ANY(:ids::uuid[])
-UNION ALL
-SELECT f, NULL, NULL, true FROM unnest(foreign_ids('submission', :ids::uuid[])) AS f;
-
--- name: links_of(assignment_ids)
--- The links of these assignments, and (foreign) those that are another tenant's.
-SELECT assignment_id, enrolment_id, requirement_id, user_id, false AS foreign
-FROM assignments WHERE assignment_id = ANY(:assignment_ids::uuid[])
-UNION ALL
-SELECT f, NULL, NULL, NULL, true
-FROM unnest(foreign_ids('assignment', :assignment_ids::uuid[])) AS f;
-
--- name: attempts_of(assignment_ids, submission_ids)
--- Every submission of these assignments with each of its score versions, and
--- the score versions of these submissions that are not (yet) among them.
-WITH attempts AS (
-    SELECT id, assignment_id, submitted_at FROM submissions
-    WHERE assignment_id = ANY(:assignment_ids::uuid[])
-)
-SELECT a.id AS submission_id, a.assignment_id, a.submitted_at, sc.score_version, sc.score,
-       sc.passed, sc.effective_at
-FROM attempts a
-LEFT JOIN submission_scores sc ON sc.submission_id = a.id
-UNION ALL
-SELECT sc.submission_id, NULL, NULL, sc.score_version, sc.score, sc.passed, sc.effective_at
-FROM submission_scores sc
-WHERE sc.submission_id = ANY(:submission_ids::uuid[])
-  AND sc.submission_id NOT IN (SELECT id FROM attempts);
-
--- name: lock_enrolments(ids)
-SELECT tenant_id, id, user_id, org_unit_id, programme_id, programme_version, status,
-       completed_at
-FROM enrolments WHERE id = ANY(:ids::uuid[])
-ORDER BY id
-FOR UPDATE;
+-- name: load(submission_ids, assignment_ids)
+-- Every lock and row a batch about these submissions (and assignments) needs, in
+-- one round trip: see working_set_load (migration 20261203000000) for the kinds
+-- of rows and the order the locks are taken in.
+SELECT * FROM working_set_load(:submission_ids::uuid[], :assignment_ids::uuid[]);
 
 -- name: snapshots_of(ids)
 -- The snapshot of each programme version these enrolments are pinned to (all
@@ -55,41 +16,88 @@ FOR UPDATE;
 SELECT DISTINCT ON (programme_id, programme_version) programme_id, programme_version, snapshot
 FROM enrolments WHERE id = ANY(:ids::uuid[]);
 
--- name: ledger_of(enrolment_ids)
--- The progress rows of these enrolments, and (requested_by set) the assignments
--- already requested for them: one round trip for both.
-SELECT enrolment_id, requirement_id, status, submission_id, score_version, score, passed,
-       attempt_count, completed_at AS met_at, decision_seq, NULL::uuid AS requested_by
-FROM progress WHERE enrolment_id = ANY(:enrolment_ids::uuid[])
-UNION ALL
-SELECT enrolment_id, requirement_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, user_id
-FROM assignments WHERE enrolment_id = ANY(:enrolment_ids::uuid[]);
-
--- name: insert_submissions_and_scores(ids, assignment_ids, user_ids, evaluation_ids, submitted_ats, event_ids, score_submission_ids, score_versions, scores, passed, correction_batch_ids, effective_ats, score_event_ids)!
+-- name: write_batch(ids, assignment_ids, user_ids, evaluation_ids, submitted_ats, event_ids, score_submission_ids, score_versions, scores, passed, correction_batch_ids, effective_ats, score_event_ids, history_enrolment_ids, history_requirement_ids, history_seqs, history_statuses, history_previous_statuses, history_reasons, history_submission_ids, history_score_versions, history_scores, history_passed, history_attempt_counts, history_event_ids, history_event_types, history_decided_ats, changed_ids, changed_statuses, changed_completed_ats, changed_reopened, status_enrolment_ids, status_statuses, status_previous_statuses, status_reasons, status_requirement_ids, status_event_ids, status_event_types, status_decided_ats, request_enrolment_ids, request_requirement_ids, request_user_ids, request_keys, request_evaluation_ids, request_org_unit_ids, outbox_topics, outbox_message_keys, outbox_event_ids, outbox_events)!
+-- Everything a batch wrote except the progress rows, in one statement (each round
+-- trip costs two wake-ups on a busy machine): new submissions and score versions,
+-- the decisions' history entries, the changed enrolments with their history,
+-- the assignment requests, and the outbox events. No part reads what another
+-- writes (they share the statement's snapshot), so their order does not matter;
+-- the progress rows follow in update_progress, whose guard trigger must see the
+-- history entries. Empty arrays make a part a no-op.
 WITH submitted AS (
     INSERT INTO submissions (tenant_id, id, assignment_id, user_id, evaluation_id,
                              submitted_at, event_id)
     SELECT app_current_tenant(), s.*
     FROM unnest(:ids::uuid[], :assignment_ids::uuid[], :user_ids::uuid[],
                 :evaluation_ids::uuid[], :submitted_ats::timestamptz[], :event_ids::uuid[]) AS s
+), scored AS (
+    INSERT INTO submission_scores (tenant_id, submission_id, score_version, score, passed,
+                                   correction_batch_id, effective_at, event_id)
+    SELECT app_current_tenant(), s.*
+    FROM unnest(:score_submission_ids::uuid[], :score_versions::integer[], :scores::numeric[],
+                :passed::boolean[], :correction_batch_ids::uuid[],
+                :effective_ats::timestamptz[], :score_event_ids::uuid[]) AS s
+), decided AS (
+    INSERT INTO progress_history (tenant_id, enrolment_id, requirement_id, seq, status,
+                                  previous_status, reason, submission_id, score_version,
+                                  score, passed, attempt_count, event_id, event_type,
+                                  decided_at)
+    SELECT app_current_tenant(), h.*
+    FROM unnest(:history_enrolment_ids::uuid[], :history_requirement_ids::uuid[],
+                :history_seqs::integer[], :history_statuses::text[],
+                :history_previous_statuses::text[], :history_reasons::text[],
+                :history_submission_ids::uuid[], :history_score_versions::integer[],
+                :history_scores::numeric[], :history_passed::boolean[],
+                :history_attempt_counts::integer[], :history_event_ids::uuid[],
+                :history_event_types::text[], :history_decided_ats::timestamptz[]) AS h
+), changed AS (
+    -- Each changed enrolment's final status. `reopened`: it went back in progress
+    -- in this batch, which clears certified_at, as each change does on the
+    -- one-message path.
+    UPDATE enrolments e
+    SET status = u.status, completed_at = u.completed_at,
+        certified_at = CASE WHEN u.reopened THEN NULL ELSE e.certified_at END,
+        updated_at = now()
+    FROM unnest(:changed_ids::uuid[], :changed_statuses::text[],
+                :changed_completed_ats::timestamptz[], :changed_reopened::boolean[])
+         AS u (id, status, completed_at, reopened)
+    WHERE e.id = u.id
+), logged AS (
+    -- Every status change in order in its enrolment's history (each enrolment's
+    -- entries follow its last one).
+    INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status, previous_status,
+                                   reason, requirement_id, event_id, event_type, decided_at)
+    SELECT app_current_tenant(), h.enrolment_id,
+           COALESCE(last.seq, 0)
+               + row_number() OVER (PARTITION BY h.enrolment_id ORDER BY h.n),
+           h.status, h.previous_status, h.reason, h.requirement_id, h.event_id, h.event_type,
+           h.decided_at
+    FROM unnest(:status_enrolment_ids::uuid[], :status_statuses::text[],
+                :status_previous_statuses::text[], :status_reasons::text[],
+                :status_requirement_ids::uuid[], :status_event_ids::uuid[],
+                :status_event_types::text[], :status_decided_ats::timestamptz[])
+         WITH ORDINALITY AS h (enrolment_id, status, previous_status, reason, requirement_id,
+                               event_id, event_type, decided_at, n)
+    LEFT JOIN LATERAL (
+        SELECT max(seq) AS seq FROM enrolment_history x WHERE x.enrolment_id = h.enrolment_id
+    ) last ON true
+), requested AS (
+    INSERT INTO assignments (tenant_id, enrolment_id, requirement_id, user_id,
+                             idempotency_key, evaluation_id, org_unit_id)
+    SELECT app_current_tenant(), a.*
+    FROM unnest(:request_enrolment_ids::uuid[], :request_requirement_ids::uuid[],
+                :request_user_ids::uuid[], :request_keys::text[],
+                :request_evaluation_ids::uuid[], :request_org_unit_ids::uuid[]) AS a
+    ON CONFLICT DO NOTHING
 )
-INSERT INTO submission_scores (tenant_id, submission_id, score_version, score, passed,
-                               correction_batch_id, effective_at, event_id)
-SELECT app_current_tenant(), s.*
-FROM unnest(:score_submission_ids::uuid[], :score_versions::integer[], :scores::numeric[],
-            :passed::boolean[], :correction_batch_ids::uuid[], :effective_ats::timestamptz[],
-            :score_event_ids::uuid[]) AS s;
-
--- name: append_progress_history(enrolment_ids, requirement_ids, seqs, statuses, previous_statuses, reasons, submission_ids, score_versions, scores, passed, attempt_counts, event_ids, event_types, decided_ats)!
-INSERT INTO progress_history (tenant_id, enrolment_id, requirement_id, seq, status,
-                              previous_status, reason, submission_id, score_version, score,
-                              passed, attempt_count, event_id, event_type, decided_at)
-SELECT app_current_tenant(), h.*
-FROM unnest(:enrolment_ids::uuid[], :requirement_ids::uuid[], :seqs::integer[],
-            :statuses::text[], :previous_statuses::text[], :reasons::text[],
-            :submission_ids::uuid[], :score_versions::integer[], :scores::numeric[],
-            :passed::boolean[], :attempt_counts::integer[], :event_ids::uuid[],
-            :event_types::text[], :decided_ats::timestamptz[]) AS h;
+-- As messaging.sql's enqueue_events: in order, an event id already written skipped.
+INSERT INTO outbox (tenant_id, topic, message_key, event_id, event)
+SELECT app_current_tenant(), u.topic, u.message_key, u.event_id, u.event::jsonb
+FROM unnest(:outbox_topics::text[], :outbox_message_keys::text[], :outbox_event_ids::uuid[],
+            :outbox_events::text[])
+     WITH ORDINALITY AS u (topic, message_key, event_id, event, ord)
+ORDER BY u.ord
+ON CONFLICT (tenant_id, event_id) DO NOTHING;
 
 -- name: update_progress(enrolment_ids, requirement_ids, seqs, statuses, submission_ids, score_versions, scores, passed, attempt_counts, met_ats)!
 UPDATE progress p
@@ -104,39 +112,3 @@ FROM unnest(:enrolment_ids::uuid[], :requirement_ids::uuid[], :seqs::integer[],
            passed, attempt_count, met_at)
 WHERE p.enrolment_id = u.enrolment_id AND p.requirement_id = u.requirement_id;
 
--- name: change_enrolments(ids, statuses, completed_ats, reopened, enrolment_ids, history_statuses, previous_statuses, reasons, requirement_ids, event_ids, event_types, decided_ats)!
--- Each changed enrolment's final status, and every change in order in its history
--- (each enrolment's entries follow its last one). `reopened`: the enrolment went
--- back in progress in this batch, which clears certified_at, as each change does
--- on the one-message path.
-WITH changed AS (
-    UPDATE enrolments e
-    SET status = u.status, completed_at = u.completed_at,
-        certified_at = CASE WHEN u.reopened THEN NULL ELSE e.certified_at END,
-        updated_at = now()
-    FROM unnest(:ids::uuid[], :statuses::text[], :completed_ats::timestamptz[],
-                :reopened::boolean[]) AS u (id, status, completed_at, reopened)
-    WHERE e.id = u.id
-)
-INSERT INTO enrolment_history (tenant_id, enrolment_id, seq, status, previous_status, reason,
-                               requirement_id, event_id, event_type, decided_at)
-SELECT app_current_tenant(), h.enrolment_id,
-       COALESCE(last.seq, 0) + row_number() OVER (PARTITION BY h.enrolment_id ORDER BY h.n),
-       h.status, h.previous_status, h.reason, h.requirement_id, h.event_id, h.event_type,
-       h.decided_at
-FROM unnest(:enrolment_ids::uuid[], :history_statuses::text[], :previous_statuses::text[],
-            :reasons::text[], :requirement_ids::uuid[], :event_ids::uuid[],
-            :event_types::text[], :decided_ats::timestamptz[])
-     WITH ORDINALITY AS h (enrolment_id, status, previous_status, reason, requirement_id,
-                           event_id, event_type, decided_at, n)
-LEFT JOIN LATERAL (
-    SELECT max(seq) AS seq FROM enrolment_history x WHERE x.enrolment_id = h.enrolment_id
-) last ON true;
-
--- name: request_assignments(enrolment_ids, requirement_ids, user_ids, keys, evaluation_ids, org_unit_ids)!
-INSERT INTO assignments (tenant_id, enrolment_id, requirement_id, user_id, idempotency_key,
-                         evaluation_id, org_unit_id)
-SELECT app_current_tenant(), a.*
-FROM unnest(:enrolment_ids::uuid[], :requirement_ids::uuid[], :user_ids::uuid[],
-            :keys::text[], :evaluation_ids::uuid[], :org_unit_ids::uuid[]) AS a
-ON CONFLICT DO NOTHING;
