@@ -172,12 +172,11 @@ async def _paced(
     producer = bulk_producer(ctx.stack.conns.kafka, linger_ms=0)
     await producer.start()
     tracker = Tracker()
+    start = time.perf_counter()
+    tracker.warm_until = start + min(2.0, 0.1 * ctx.sizes.latency_seconds)
     polling = asyncio.create_task(tracker.run(conn))
-    cpu_start: asyncio.Task[CpuClock] | None = None
+    cpu_start = asyncio.create_task(_cpu_from(tracker.warm_until, ctx.memory.services))
     try:
-        start = time.perf_counter()
-        tracker.warm_until = start + min(2.0, 0.1 * ctx.sizes.latency_seconds)
-        cpu_start = asyncio.create_task(_cpu_from(tracker.warm_until, ctx.memory.services))
         for i, submission in enumerate(planned):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
@@ -191,9 +190,8 @@ async def _paced(
         await tracker.settled(within=PATIENCE)
     finally:
         polling.cancel()
-        if cpu_start is not None:
-            cpu_start.cancel()
-        await asyncio.gather(polling, *filter(None, [cpu_start]), return_exceptions=True)
+        cpu_start.cancel()
+        await asyncio.gather(polling, cpu_start, return_exceptions=True)
         await producer.stop()
     return tracker, offered, cpu
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -41,7 +41,8 @@ class ResettingConnection(asyncpg.Connection):
         self._session_reset = True
 
     async def reset_on_release(self) -> None:
-        """The pool's reset: nothing if the transaction's end just did it."""
+        """The pool's reset (asyncpg has rolled back an open transaction before):
+        nothing if the transaction's end just did it."""
         if self._session_reset:
             self._session_reset = False
             return
@@ -60,11 +61,8 @@ async def end_transaction(conn: Connection, statement: str) -> None:
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
-    # asyncpg rolls back an open transaction itself before calling this.
-    if isinstance(conn, ResettingConnection):
-        await conn.reset_on_release()
-    else:  # pragma: no cover (the pool only makes ResettingConnections)
-        await conn.execute(conn.get_reset_query())
+    # The pool makes ResettingConnections only (connection_class below).
+    await cast(ResettingConnection, conn).reset_on_release()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
