@@ -25,6 +25,7 @@ async def certifier(ctx: Context) -> None:
         for sample in samples:
             done = await seed.completed_enrolments(url, sample, per_tenant, T0)
             batches.append(workload.completions(sample, done, T0))
+        await seed.past(ctx.stack, source, samples, per_tenant, T0)
         messages = [m for group in zip(*batches, strict=True) for m in group]
         for run in range(ctx.runs):
             rate = await _run(ctx, source, messages, samples if run == 0 else None)
@@ -45,7 +46,9 @@ async def _run(
         rate = await live(ctx, topic, CERTIFIER.group_id(prefix), 1, messages, running.check)
         if samples:
             url = ctx.stack.conns.app(database)
-            issued = await seed.count(url, samples, "SELECT count(*) FROM certificates")
+            issued = await seed.count(
+                url, samples, f"SELECT count(*) FROM certificates WHERE issued_at >= '{T0}'"
+            )
             ctx.results.note(
                 f"certifier: {issued:,} certificates for {len(messages):,} completions"
             )

@@ -90,6 +90,7 @@ class Context:
             per_tenant = -(-workload.learners_for(count) // len(samples))
             url = self.stack.conns.app(name)
             groups = [await seed.linked_enrolments(url, s, per_tenant, T0) for s in samples]
+            await seed.past(self.stack, name, samples, per_tenant, T0)
             learners = interleaved(groups)
             messages = list(workload.messages(workload.submissions(learners, T0), count))
             self._submissions = Submissions(name, samples, learners, messages)

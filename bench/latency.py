@@ -122,6 +122,7 @@ async def latency(ctx: Context) -> None:
         url = ctx.stack.conns.app(source)
         count = workload.learners_for(events)
         learners = await seed.linked_enrolments(url, samples[0], count, T0)
+        await seed.past(ctx.stack, source, samples[:1], count, T0)
         planned = list(workload.submissions(learners, T0))[:events]
         for _ in range(ctx.runs):
             _record(ctx, *await _run(ctx, source, samples[0].tenant_id, planned))

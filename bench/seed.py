@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from bench.stack import connect
+from bench.stack import Stack, connect
 from shared.db.pool import create_pool
 from shared.ids import assignment_idempotency_key
 from shared.settings import Settings
@@ -191,6 +191,57 @@ async def certificates(
             )
     finally:
         await pool.close()
+
+
+# A previous cohort's record: submissions with their first score, before `before`.
+_PAST_SUBMISSIONS = """
+WITH s AS (
+    INSERT INTO submissions (tenant_id, id, assignment_id, user_id, evaluation_id,
+                             submitted_at, event_id)
+    SELECT app_current_tenant(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
+           gen_random_uuid(), $2::timestamptz - i * interval '1 second', gen_random_uuid()
+    FROM generate_series(1, $1) AS i
+    RETURNING id, submitted_at
+)
+INSERT INTO submission_scores (tenant_id, submission_id, score_version, score, passed,
+                               effective_at, event_id)
+SELECT app_current_tenant(), s.id, 1, 80, true, s.submitted_at, gen_random_uuid() FROM s
+"""
+
+
+async def past(
+    stack: Stack, database: str, samples: Sequence[Sample], learners: int, before: datetime
+) -> None:
+    """Give a seeded database the past of a service that has been running: a previous
+    cohort of `learners` per tenant, all before `before` (certified enrolments with
+    their certificates, four scored submissions each), then ANALYZE, as autovacuum
+    would have done. Without it, the tables a run writes to start empty and
+    unanalysed, and a run measures a fresh installation's first minute: plans made
+    from the statistics of empty tables read a batch's rows by filtering every row
+    of its tenant (docs/adr/0016-benchmark-databases-have-a-past.md)."""
+    url = stack.conns.app(database)
+    for sample in samples:
+        await _cohort(url, sample, learners, before)
+    await stack.analyse(database)
+
+
+async def _cohort(url: str, sample: Sample, learners: int, before: datetime) -> None:
+    await certificates(
+        url,
+        sample,
+        learners,
+        first_issued_at=before - learners * timedelta(minutes=1),
+        spacing=timedelta(minutes=1),
+    )
+    conn = await connect(url)
+    try:
+        await conn.execute(SESSION_TENANT, str(sample.tenant_id))
+        rows = 4 * learners
+        for start in range(0, rows, 4 * CHUNK):
+            async with conn.transaction():
+                await conn.execute(_PAST_SUBMISSIONS, min(4 * CHUNK, rows - start), before)
+    finally:
+        await conn.close()
 
 
 async def tokens(url: str, sample: Sample, limit: int) -> list[str]:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from bench import seed
-from bench.context import Context, Submissions
+from bench.context import T0, Context, Submissions
 from bench.kafka import GroupWatch, Message, dead_letters, partitions_of, produce
 from bench.processes import fleet
 from bench.stack import scratch, topics
@@ -86,9 +86,15 @@ async def note_ledger(
 ) -> None:
     """What the services left behind, so a figure from a failing service shows."""
     url = ctx.stack.conns.app(database)
-    submissions = await seed.count(url, samples, "SELECT count(*) FROM submissions")
+    # Not the previous cohort's (seed.past): everything of a run is at T0 or later.
+    submissions = await seed.count(
+        url, samples, f"SELECT count(*) FROM submissions WHERE submitted_at >= '{T0}'"
+    )
     completed = await seed.count(
-        url, samples, "SELECT count(*) FROM enrolments WHERE status IN ('completed', 'certified')"
+        url,
+        samples,
+        "SELECT count(*) FROM enrolments"
+        f" WHERE status IN ('completed', 'certified') AND completed_at >= '{T0}'",
     )
     consumed = [f"{prefix}{t}" for t in ORCHESTRATOR.consumes]
     dead = await dead_letters(ctx.stack.conns.kafka, consumed)
