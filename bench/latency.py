@@ -1,8 +1,8 @@
 """Latency at a steady offered load, orchestrator and certifier running.
 
 A paced producer sends submission.created at `latency_rate` events/s (linger 0),
-noting the time of each send. A poller asks the database every 5 ms (one query), as the
-services' role under the tenant, which of the outstanding submissions have a
+noting the time of each send. A poller asks the database every 5 ms (one query), as
+the services' role under the tenant, which of the outstanding submissions have a
 `submissions` row (written in the transaction that updates the ledger) and which
 completed enrolments have a live certificate. A row seen by a query was
 committed before that query's snapshot, so the time it is counted at is the

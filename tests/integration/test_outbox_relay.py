@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 import asyncpg
 
 from shared.db.uow import TenantUnitOfWork
@@ -12,8 +9,8 @@ from shared.messaging.producer import KafkaSink
 from shared.messaging.topics import topic_for
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import Settings
-from tests.support.events import submission_created
 from tests.support.kafka import create_topics
+from tests.support.poison import submission_event
 from tests.support.seed import seed_programme
 
 
@@ -39,14 +36,7 @@ async def test_drain_publishes_every_pending_row_and_stops_at_a_short_batch(
     tenant = (await seed_programme(pool)).tenant_id
     async with TenantUnitOfWork(pool, tenant) as uow:
         for _ in range(7):
-            event = submission_created(
-                tenant,
-                assignment_id=uuid.uuid4(),
-                user_id=uuid.uuid4(),
-                evaluation_id=uuid.uuid4(),
-                submitted_at=datetime.now(UTC),
-                score=90.0,
-            )
+            event = submission_event(tenant)
             await enqueue(uow.connection, event, topic_prefix=settings.topic_prefix, key="k")
         await uow.commit()
 

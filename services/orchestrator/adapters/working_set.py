@@ -60,11 +60,36 @@ class _Score:
     effective_at: datetime
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows to the column arrays `unnest` takes."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+# `write_batch`'s parameters for each kind of row the batch records, in the order
+# of the tuples it appends (record_submission, record_score, ...).
+_SUBMISSION_COLUMNS = (
+    "ids", "assignment_ids", "user_ids", "evaluation_ids", "submitted_ats", "event_ids"
+)  # fmt: skip
+_SCORE_COLUMNS = (
+    "score_submission_ids", "score_versions", "scores", "passed", "correction_batch_ids",
+    "effective_ats", "score_event_ids",
+)  # fmt: skip
+_HISTORY_COLUMNS = (
+    "history_enrolment_ids", "history_requirement_ids", "history_seqs", "history_statuses",
+    "history_previous_statuses", "history_reasons", "history_submission_ids",
+    "history_score_versions", "history_scores", "history_passed", "history_attempt_counts",
+    "history_event_ids", "history_event_types", "history_decided_ats",
+)  # fmt: skip
+_STATUS_COLUMNS = (
+    "status_enrolment_ids", "status_statuses", "status_previous_statuses", "status_reasons",
+    "status_requirement_ids", "status_event_ids", "status_event_types", "status_decided_ats",
+)  # fmt: skip
+_REQUEST_COLUMNS = (
+    "request_enrolment_ids", "request_requirement_ids", "request_user_ids", "request_keys",
+    "request_evaluation_ids", "request_org_unit_ids",
+)  # fmt: skip
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows (tuples in the order of `names`) to the column arrays `unnest` takes,
+    by parameter name."""
+    columns = zip(*rows, strict=True) if rows else ((),) * len(names)
+    return {name: list(column) for name, column in zip(names, columns, strict=True)}
 
 
 class WorkingSet:
@@ -418,62 +443,21 @@ class WorkingSet:
         )
         if not any(wrote):
             return
-        subs = _columns(self._new_submissions, 6)
-        scores = _columns(self._new_scores, 7)
-        history = _columns(self._decisions, 14)
         changed = sorted({change[0] for change in self._status_changes})
-        statuses = _columns(self._status_changes, 8)
-        requests = _columns(self._new_requests, 6)
         topics, keys, event_ids, bodies = outbox_columns(
             list(self._events.values()), topic_prefix=self._topic_prefix
         )
         await _sql.write_batch(
             self._conn,
-            ids=subs[0],
-            assignment_ids=subs[1],
-            user_ids=subs[2],
-            evaluation_ids=subs[3],
-            submitted_ats=subs[4],
-            event_ids=subs[5],
-            score_submission_ids=scores[0],
-            score_versions=scores[1],
-            scores=scores[2],
-            passed=scores[3],
-            correction_batch_ids=scores[4],
-            effective_ats=scores[5],
-            score_event_ids=scores[6],
-            history_enrolment_ids=history[0],
-            history_requirement_ids=history[1],
-            history_seqs=history[2],
-            history_statuses=history[3],
-            history_previous_statuses=history[4],
-            history_reasons=history[5],
-            history_submission_ids=history[6],
-            history_score_versions=history[7],
-            history_scores=history[8],
-            history_passed=history[9],
-            history_attempt_counts=history[10],
-            history_event_ids=history[11],
-            history_event_types=history[12],
-            history_decided_ats=history[13],
+            **_columns(self._new_submissions, _SUBMISSION_COLUMNS),
+            **_columns(self._new_scores, _SCORE_COLUMNS),
+            **_columns(self._decisions, _HISTORY_COLUMNS),
             changed_ids=changed,
             changed_statuses=[self._enrolments[e].status for e in changed],
             changed_completed_ats=[self._enrolments[e].completed_at for e in changed],
             changed_reopened=[e in self._reopened for e in changed],
-            status_enrolment_ids=statuses[0],
-            status_statuses=statuses[1],
-            status_previous_statuses=statuses[2],
-            status_reasons=statuses[3],
-            status_requirement_ids=statuses[4],
-            status_event_ids=statuses[5],
-            status_event_types=statuses[6],
-            status_decided_ats=statuses[7],
-            request_enrolment_ids=requests[0],
-            request_requirement_ids=requests[1],
-            request_user_ids=requests[2],
-            request_keys=requests[3],
-            request_evaluation_ids=requests[4],
-            request_org_unit_ids=requests[5],
+            **_columns(self._status_changes, _STATUS_COLUMNS),
+            **_columns(self._new_requests, _REQUEST_COLUMNS),
             outbox_topics=topics,
             outbox_message_keys=keys,
             outbox_event_ids=event_ids,

@@ -55,8 +55,8 @@ DECLARE
     v_assignments uuid[];
     v_enrolments  uuid[];
 BEGIN
-    -- The advisory locks of ledger.sql's lock_key, in the order of working_set.sql's
-    -- lock_keys (the keys' text, byte order).
+    -- The advisory locks of ledger.sql's lock_key, in the byte order of the keys'
+    -- text, so that two batches take them in one order.
     PERFORM count(pg_advisory_xact_lock(hashtextextended(k, 0)))
     FROM (SELECT DISTINCT 'submission:' || s::text COLLATE "C" AS k
           FROM unnest(p_submission_ids) AS s ORDER BY 1) AS ordered;
