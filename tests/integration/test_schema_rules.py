@@ -70,6 +70,68 @@ async def test_evidence_changes_with_a_matching_history_entry(pool: asyncpg.Pool
         await uow.commit()
 
 
+_HISTORY_AND_PROGRESS = (
+    # One statement, as a batch writes them: the history entry in a sibling CTE.
+    "WITH decided AS ("
+    " INSERT INTO progress_history (tenant_id, enrolment_id, requirement_id, seq, status,"
+    " previous_status, reason, attempt_count, event_id, event_type, decided_at)"
+    " VALUES ($1, $2, $3, 2, $4, 'met', 'remediation_lowered', 1, $5, 'score.remediated', now()))"
+    " UPDATE progress SET status = 'pending', submission_id = NULL, score_version = NULL,"
+    " score = NULL, completed_at = NULL, decision_seq = 2"
+    " WHERE enrolment_id = $2 AND requirement_id = $3"
+)
+
+
+@pytest.mark.parametrize("recorded", ["pending", "failed"])
+async def test_a_history_entry_written_by_the_same_statement_is_evidence_if_it_matches(
+    pool: asyncpg.Pool, recorded: str
+) -> None:
+    tenant = uuid.uuid4()
+    await seed_every_table(pool, tenant)
+    async with TenantUnitOfWork(pool, tenant) as uow:
+        conn = uow.connection
+        row = await conn.fetchrow("SELECT * FROM progress WHERE status = 'met'")
+        assert row is not None
+        args = (tenant, row["enrolment_id"], row["requirement_id"], recorded, uuid.uuid4())
+        if recorded == "pending":
+            await conn.execute(_HISTORY_AND_PROGRESS, *args)
+            await uow.commit()
+        else:  # the entry records another state than the row is given
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="history"):
+                await conn.execute(_HISTORY_AND_PROGRESS, *args)
+    async with TenantUnitOfWork(pool, tenant) as uow:
+        status = await uow.connection.fetchval(
+            "SELECT status FROM progress WHERE enrolment_id = $1 AND requirement_id = $2",
+            row["enrolment_id"],
+            row["requirement_id"],
+        )
+    assert status == ("pending" if recorded == "pending" else "met")
+
+
+async def test_a_progress_row_never_changes_requirement(pool: asyncpg.Pool) -> None:
+    seeded = await seed_programme(pool)
+    enrolment_id = await seed_enrolment(pool, seeded)  # a pending row, no history yet
+    other = uuid.uuid4()  # another requirement of the same version: every reference holds
+    async with TenantUnitOfWork(pool, seeded.tenant_id, actor_role="admin") as uow:
+        await uow.connection.execute(
+            "INSERT INTO programme_requirements (tenant_id, id, programme_id, version, key, name,"
+            " evaluation_id, min_score, sort_order) VALUES ($1, $2, $3, 1, 'other', 'Other',"
+            " $4, 50, 2)",
+            seeded.tenant_id,
+            other,
+            seeded.programme_id,
+            seeded.evaluation_id,
+        )
+        await uow.commit()
+    async with TenantUnitOfWork(pool, seeded.tenant_id) as uow:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="never change"):
+            await uow.connection.execute(
+                "UPDATE progress SET requirement_id = $1 WHERE enrolment_id = $2",
+                other,
+                enrolment_id,
+            )
+
+
 async def test_a_programme_with_enrolments_can_be_archived_not_deleted(
     pool: asyncpg.Pool,
 ) -> None:

@@ -430,9 +430,8 @@ class WorkingSet:
         return True
 
     async def flush(self) -> None:
-        """Write everything the batch did: one statement for every table but the
-        progress rows, then one for those (their guard must see the history). A batch
-        that changed nothing (a replay) writes nothing."""
+        """Write everything the batch did, in one statement. A batch that changed
+        nothing (a replay) writes nothing."""
         wrote = (
             self._new_submissions,
             self._new_scores,
@@ -444,6 +443,8 @@ class WorkingSet:
         if not any(wrote):
             return
         changed = sorted({change[0] for change in self._status_changes})
+        progressed = sorted(self._changed_progress)
+        rows = [self._progress[e][r] for e, r in progressed]
         topics, keys, event_ids, bodies = outbox_columns(
             list(self._events.values()), topic_prefix=self._topic_prefix
         )
@@ -458,27 +459,18 @@ class WorkingSet:
             changed_reopened=[e in self._reopened for e in changed],
             **_columns(self._status_changes, _STATUS_COLUMNS),
             **_columns(self._new_requests, _REQUEST_COLUMNS),
+            progress_enrolment_ids=[e for e, _ in progressed],
+            progress_requirement_ids=[r for _, r in progressed],
+            progress_seqs=[row.decision_seq for row in rows],
+            progress_statuses=[row.state.status for row in rows],
+            progress_submission_ids=[row.state.submission_id for row in rows],
+            progress_score_versions=[row.state.score_version for row in rows],
+            progress_scores=[row.state.score for row in rows],
+            progress_passed=[row.state.passed for row in rows],
+            progress_attempt_counts=[row.state.attempt_count for row in rows],
+            progress_met_ats=[row.state.met_at for row in rows],
             outbox_topics=topics,
             outbox_message_keys=keys,
             outbox_event_ids=event_ids,
             outbox_events=bodies,
-        )
-        if self._changed_progress:
-            await self._update_progress()
-
-    async def _update_progress(self) -> None:
-        changed = sorted(self._changed_progress)
-        rows = [self._progress[e][r] for e, r in changed]
-        await _sql.update_progress(
-            self._conn,
-            enrolment_ids=[e for e, _ in changed],
-            requirement_ids=[r for _, r in changed],
-            seqs=[row.decision_seq for row in rows],
-            statuses=[row.state.status for row in rows],
-            submission_ids=[row.state.submission_id for row in rows],
-            score_versions=[row.state.score_version for row in rows],
-            scores=[row.state.score for row in rows],
-            passed=[row.state.passed for row in rows],
-            attempt_counts=[row.state.attempt_count for row in rows],
-            met_ats=[row.state.met_at for row in rows],
         )

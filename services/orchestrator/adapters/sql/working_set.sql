@@ -16,14 +16,15 @@ SELECT * FROM working_set_load(:submission_ids::uuid[], :assignment_ids::uuid[])
 SELECT DISTINCT ON (programme_id, programme_version) programme_id, programme_version, snapshot
 FROM enrolments WHERE id = ANY(:ids::uuid[]);
 
--- name: write_batch(ids, assignment_ids, user_ids, evaluation_ids, submitted_ats, event_ids, score_submission_ids, score_versions, scores, passed, correction_batch_ids, effective_ats, score_event_ids, history_enrolment_ids, history_requirement_ids, history_seqs, history_statuses, history_previous_statuses, history_reasons, history_submission_ids, history_score_versions, history_scores, history_passed, history_attempt_counts, history_event_ids, history_event_types, history_decided_ats, changed_ids, changed_statuses, changed_completed_ats, changed_reopened, status_enrolment_ids, status_statuses, status_previous_statuses, status_reasons, status_requirement_ids, status_event_ids, status_event_types, status_decided_ats, request_enrolment_ids, request_requirement_ids, request_user_ids, request_keys, request_evaluation_ids, request_org_unit_ids, outbox_topics, outbox_message_keys, outbox_event_ids, outbox_events)!
--- Everything a batch wrote except the progress rows, in one statement (each round
--- trip costs two wake-ups on a busy machine): new submissions and score versions,
--- the decisions' history entries, the changed enrolments with their history,
--- the assignment requests, and the outbox events. No part reads what another
--- writes (they share the statement's snapshot), so their order does not matter;
--- the progress rows follow in update_progress, whose guard trigger must see the
--- history entries. Empty arrays make a part a no-op.
+-- name: write_batch(ids, assignment_ids, user_ids, evaluation_ids, submitted_ats, event_ids, score_submission_ids, score_versions, scores, passed, correction_batch_ids, effective_ats, score_event_ids, history_enrolment_ids, history_requirement_ids, history_seqs, history_statuses, history_previous_statuses, history_reasons, history_submission_ids, history_score_versions, history_scores, history_passed, history_attempt_counts, history_event_ids, history_event_types, history_decided_ats, changed_ids, changed_statuses, changed_completed_ats, changed_reopened, status_enrolment_ids, status_statuses, status_previous_statuses, status_reasons, status_requirement_ids, status_event_ids, status_event_types, status_decided_ats, request_enrolment_ids, request_requirement_ids, request_user_ids, request_keys, request_evaluation_ids, request_org_unit_ids, progress_enrolment_ids, progress_requirement_ids, progress_seqs, progress_statuses, progress_submission_ids, progress_score_versions, progress_scores, progress_passed, progress_attempt_counts, progress_met_ats, outbox_topics, outbox_message_keys, outbox_event_ids, outbox_events)!
+-- Everything a batch wrote, in one statement (each round trip costs two wake-ups
+-- on a busy machine): new submissions and score versions, the decisions' history
+-- entries and the progress rows they explain, the changed enrolments with their
+-- history, the assignment requests, and the outbox events. No part reads what
+-- another writes (they share the statement's snapshot), so their order does not
+-- matter. The progress guard runs AFTER UPDATE (migration 20261203100000), once
+-- the whole statement has written: it sees the history entries of `decided`.
+-- Empty arrays make a part a no-op.
 WITH submitted AS (
     INSERT INTO submissions (tenant_id, id, assignment_id, user_id, evaluation_id,
                              submitted_at, event_id)
@@ -50,6 +51,19 @@ WITH submitted AS (
                 :history_scores::numeric[], :history_passed::boolean[],
                 :history_attempt_counts::integer[], :history_event_ids::uuid[],
                 :history_event_types::text[], :history_decided_ats::timestamptz[]) AS h
+), progressed AS (
+    UPDATE progress p
+    SET status = u.status, submission_id = u.submission_id, score_version = u.score_version,
+        score = u.score, passed = u.passed, attempt_count = u.attempt_count,
+        completed_at = u.met_at, decision_seq = u.seq, last_updated_at = now()
+    FROM unnest(:progress_enrolment_ids::uuid[], :progress_requirement_ids::uuid[],
+                :progress_seqs::integer[], :progress_statuses::text[],
+                :progress_submission_ids::uuid[], :progress_score_versions::integer[],
+                :progress_scores::numeric[], :progress_passed::boolean[],
+                :progress_attempt_counts::integer[], :progress_met_ats::timestamptz[])
+         AS u (enrolment_id, requirement_id, seq, status, submission_id, score_version, score,
+               passed, attempt_count, met_at)
+    WHERE p.enrolment_id = u.enrolment_id AND p.requirement_id = u.requirement_id
 ), changed AS (
     -- Each changed enrolment's final status. `reopened`: it went back in progress
     -- in this batch, which clears certified_at, as each change does on the
@@ -98,17 +112,3 @@ FROM unnest(:outbox_topics::text[], :outbox_message_keys::text[], :outbox_event_
      WITH ORDINALITY AS u (topic, message_key, event_id, event, ord)
 ORDER BY u.ord
 ON CONFLICT (tenant_id, event_id) DO NOTHING;
-
--- name: update_progress(enrolment_ids, requirement_ids, seqs, statuses, submission_ids, score_versions, scores, passed, attempt_counts, met_ats)!
-UPDATE progress p
-SET status = u.status, submission_id = u.submission_id, score_version = u.score_version,
-    score = u.score, passed = u.passed, attempt_count = u.attempt_count,
-    completed_at = u.met_at, decision_seq = u.seq, last_updated_at = now()
-FROM unnest(:enrolment_ids::uuid[], :requirement_ids::uuid[], :seqs::integer[],
-            :statuses::text[], :submission_ids::uuid[], :score_versions::integer[],
-            :scores::numeric[], :passed::boolean[], :attempt_counts::integer[],
-            :met_ats::timestamptz[])
-     AS u (enrolment_id, requirement_id, seq, status, submission_id, score_version, score,
-           passed, attempt_count, met_at)
-WHERE p.enrolment_id = u.enrolment_id AND p.requirement_id = u.requirement_id;
-
