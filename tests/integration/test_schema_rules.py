@@ -43,13 +43,20 @@ async def test_met_evidence_cannot_be_overwritten_without_a_history_entry(
             )
 
 
-async def test_evidence_changes_with_a_matching_history_entry(pool: asyncpg.Pool) -> None:
+async def _met_row(pool: asyncpg.Pool) -> tuple[uuid.UUID, asyncpg.Record]:
+    """A seeded tenant and its progress row that is 'met' at decision 1."""
     tenant = uuid.uuid4()
     await seed_every_table(pool, tenant)
     async with TenantUnitOfWork(pool, tenant) as uow:
+        row = await uow.connection.fetchrow("SELECT * FROM progress WHERE status = 'met'")
+    assert row is not None
+    return tenant, row
+
+
+async def test_evidence_changes_with_a_matching_history_entry(pool: asyncpg.Pool) -> None:
+    tenant, row = await _met_row(pool)
+    async with TenantUnitOfWork(pool, tenant) as uow:
         conn = uow.connection
-        row = await conn.fetchrow("SELECT * FROM progress WHERE status = 'met'")
-        assert row is not None
         await conn.execute(
             "INSERT INTO progress_history (tenant_id, enrolment_id, requirement_id, seq, status,"
             " previous_status, reason, attempt_count, event_id, event_type, decided_at)"
@@ -86,12 +93,9 @@ _HISTORY_AND_PROGRESS = (
 async def test_a_history_entry_written_by_the_same_statement_is_evidence_if_it_matches(
     pool: asyncpg.Pool, recorded: str
 ) -> None:
-    tenant = uuid.uuid4()
-    await seed_every_table(pool, tenant)
+    tenant, row = await _met_row(pool)
     async with TenantUnitOfWork(pool, tenant) as uow:
         conn = uow.connection
-        row = await conn.fetchrow("SELECT * FROM progress WHERE status = 'met'")
-        assert row is not None
         args = (tenant, row["enrolment_id"], row["requirement_id"], recorded, uuid.uuid4())
         if recorded == "pending":
             await conn.execute(_HISTORY_AND_PROGRESS, *args)
