@@ -116,9 +116,9 @@ async def _issue(pool: asyncpg.Pool) -> list[Issued]:
 
 
 def lookalikes(token: str) -> list[str]:
-    """Tokens one step from a real one."""
-    swapped = ("B" if token[-1] == "A" else "A") + token[1:]
-    return [
+    """Tokens one step from a real one (never the token itself)."""
+    swapped = ("B" if token[0] == "A" else "A") + token[1:]
+    steps = [
         token[:-1] + ("x" if token[-1] != "x" else "y"),
         swapped,
         token.swapcase(),
@@ -126,6 +126,8 @@ def lookalikes(token: str) -> list[str]:
         token + "A",
         token[::-1],
     ]
+    assert token not in steps, token
+    return steps
 
 
 def probes(issued: list[Issued]) -> dict[str, str]:
