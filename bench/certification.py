@@ -47,7 +47,7 @@ async def _run(
         if samples:
             url = ctx.stack.conns.app(database)
             issued = await seed.count(
-                url, samples, f"SELECT count(*) FROM certificates WHERE issued_at >= '{T0}'"
+                url, samples, "SELECT count(*) FROM certificates WHERE issued_at >= $1", T0
             )
             ctx.results.note(
                 f"certifier: {issued:,} certificates for {len(messages):,} completions"

@@ -255,14 +255,15 @@ async def tokens(url: str, sample: Sample, limit: int) -> list[str]:
     return [r["public_token"] for r in rows]
 
 
-async def count(url: str, samples: Sequence[Sample], sql: str) -> int:
-    """The sum over `samples`' tenants of a `SELECT count(*) ...` seen as each."""
+async def count(url: str, samples: Sequence[Sample], sql: str, *args: object) -> int:
+    """The sum over `samples`' tenants of a `SELECT count(*) ...` (with `args` as its
+    parameters) seen as each."""
     conn = await connect(url)
     total = 0
     try:
         for sample in samples:
             await conn.execute(SESSION_TENANT, str(sample.tenant_id))
-            total += await conn.fetchval(sql)
+            total += await conn.fetchval(sql, *args)
     finally:
         await conn.close()
     return total

@@ -151,7 +151,7 @@ class Stack:
         analysed empty table the planner concludes it stays empty (scans, kept in
         cached plans as the table fills), where a never-analysed one is assumed to
         hold ten pages (index look-ups)."""
-        conn = await asyncpg.connect(with_database(self.conns.owner_url, database))
+        conn = await connect(with_database(self.conns.owner_url, database))
         try:
             tables = await conn.fetch(
                 "SELECT format('%I.%I', n.nspname, c.relname) AS name FROM pg_class c"

@@ -88,13 +88,14 @@ async def note_ledger(
     url = ctx.stack.conns.app(database)
     # Not the previous cohort's (seed.past): everything of a run is at T0 or later.
     submissions = await seed.count(
-        url, samples, f"SELECT count(*) FROM submissions WHERE submitted_at >= '{T0}'"
+        url, samples, "SELECT count(*) FROM submissions WHERE submitted_at >= $1", T0
     )
     completed = await seed.count(
         url,
         samples,
         "SELECT count(*) FROM enrolments"
-        f" WHERE status IN ('completed', 'certified') AND completed_at >= '{T0}'",
+        " WHERE status IN ('completed', 'certified') AND completed_at >= $1",
+        T0,
     )
     consumed = [f"{prefix}{t}" for t in ORCHESTRATOR.consumes]
     dead = await dead_letters(ctx.stack.conns.kafka, consumed)

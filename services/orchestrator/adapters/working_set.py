@@ -60,8 +60,9 @@ class _Score:
     effective_at: datetime
 
 
-# `write_batch`'s parameters for each kind of row the batch records, in the order
-# of the tuples it appends (record_submission, record_score, ...).
+# `write_batch`'s parameters for each kind of row the batch writes, in the order of
+# the tuples recorded for it (record_submission, record_score, ...; flush builds the
+# changed enrolments' and progress rows' from the working set).
 _SUBMISSION_COLUMNS = (
     "ids", "assignment_ids", "user_ids", "evaluation_ids", "submitted_ats", "event_ids"
 )  # fmt: skip
@@ -82,6 +83,12 @@ _STATUS_COLUMNS = (
 _REQUEST_COLUMNS = (
     "request_enrolment_ids", "request_requirement_ids", "request_user_ids", "request_keys",
     "request_evaluation_ids", "request_org_unit_ids",
+)  # fmt: skip
+_CHANGED_COLUMNS = ("changed_ids", "changed_statuses", "changed_completed_ats", "changed_reopened")
+_PROGRESS_COLUMNS = (
+    "progress_enrolment_ids", "progress_requirement_ids", "progress_seqs", "progress_statuses",
+    "progress_submission_ids", "progress_score_versions", "progress_scores", "progress_passed",
+    "progress_attempt_counts", "progress_met_ats",
 )  # fmt: skip
 
 
@@ -442,9 +449,17 @@ class WorkingSet:
         )
         if not any(wrote):
             return
-        changed = sorted({change[0] for change in self._status_changes})
-        progressed = sorted(self._changed_progress)
-        rows = [self._progress[e][r] for e, r in progressed]
+        changed = [
+            (e, self._enrolments[e].status, self._enrolments[e].completed_at, e in self._reopened)
+            for e in sorted({change[0] for change in self._status_changes})
+        ]
+        progressed = [
+            (e, r, row.decision_seq, row.state.status, row.state.submission_id,
+             row.state.score_version, row.state.score, row.state.passed,
+             row.state.attempt_count, row.state.met_at)
+            for e, r in sorted(self._changed_progress)
+            for row in (self._progress[e][r],)
+        ]  # fmt: skip
         topics, keys, event_ids, bodies = outbox_columns(
             list(self._events.values()), topic_prefix=self._topic_prefix
         )
@@ -453,22 +468,10 @@ class WorkingSet:
             **_columns(self._new_submissions, _SUBMISSION_COLUMNS),
             **_columns(self._new_scores, _SCORE_COLUMNS),
             **_columns(self._decisions, _HISTORY_COLUMNS),
-            changed_ids=changed,
-            changed_statuses=[self._enrolments[e].status for e in changed],
-            changed_completed_ats=[self._enrolments[e].completed_at for e in changed],
-            changed_reopened=[e in self._reopened for e in changed],
+            **_columns(changed, _CHANGED_COLUMNS),
             **_columns(self._status_changes, _STATUS_COLUMNS),
             **_columns(self._new_requests, _REQUEST_COLUMNS),
-            progress_enrolment_ids=[e for e, _ in progressed],
-            progress_requirement_ids=[r for _, r in progressed],
-            progress_seqs=[row.decision_seq for row in rows],
-            progress_statuses=[row.state.status for row in rows],
-            progress_submission_ids=[row.state.submission_id for row in rows],
-            progress_score_versions=[row.state.score_version for row in rows],
-            progress_scores=[row.state.score for row in rows],
-            progress_passed=[row.state.passed for row in rows],
-            progress_attempt_counts=[row.state.attempt_count for row in rows],
-            progress_met_ats=[row.state.met_at for row in rows],
+            **_columns(progressed, _PROGRESS_COLUMNS),
             outbox_topics=topics,
             outbox_message_keys=keys,
             outbox_event_ids=event_ids,
